@@ -1,0 +1,1 @@
+//! mex-align (being built; see the crate README).

@@ -1,0 +1,1 @@
+//! mex-classify (being built; see the crate README).

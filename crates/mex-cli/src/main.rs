@@ -1,0 +1,45 @@
+//! The `mex` binary: a thin clap layer over the mex crates.
+//!
+//! Every command returns `anyhow::Result`; an error is printed as one line on stderr and the
+//! process exits with status 2 (bad input, unreadable file, invalid parameter).
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Facial micro-expression analysis.
+#[derive(Debug, Parser)]
+#[command(name = "mex", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Classification (UF1/UAR, ...) and spotting (IoU >= 0.5) metrics from CSV files.
+    Metrics(cmd::metrics::MetricsArgs),
+    /// Dense optical flow between two frames.
+    Flow(cmd::flow::FlowArgs),
+    /// Spot micro- and macro-expressions in a folder of frames.
+    Spot(cmd::spot::SpotArgs),
+    /// Detect, landmark and align faces in an image.
+    Align(cmd::align::AlignArgs),
+    /// Reproduce published results (STSTNet on the MEGC2019 composite set).
+    Reproduce(cmd::reproduce::ReproduceArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Metrics(a) => cmd::metrics::run(a),
+        Command::Flow(a) => cmd::flow::run(a),
+        Command::Spot(a) => cmd::spot::run(a),
+        Command::Align(a) => cmd::align::run(a),
+        Command::Reproduce(a) => cmd::reproduce::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("mex: error: {e:#}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,67 @@
+use crate::{CoreError, Result};
+use serde::{Deserialize, Serialize};
+
+/// A facial movement in frame indices: `onset <= apex <= offset` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Interval {
+    /// First frame of the movement.
+    pub onset: usize,
+    /// Frame of greatest intensity.
+    pub apex: usize,
+    /// Last frame of the movement.
+    pub offset: usize,
+}
+
+impl Interval {
+    /// Builds an interval, checking `onset <= apex <= offset`.
+    pub fn new(onset: usize, apex: usize, offset: usize) -> Result<Self> {
+        if !(onset <= apex && apex <= offset) {
+            return Err(CoreError::InvalidParam {
+                name: "interval",
+                value: format!("onset {onset}, apex {apex}, offset {offset}"),
+                reason: "need onset <= apex <= offset",
+            });
+        }
+        Ok(Self { onset, apex, offset })
+    }
+
+    /// Number of frames, `offset - onset + 1`.
+    pub fn len(&self) -> usize {
+        self.offset - self.onset + 1
+    }
+
+    /// Always false: an interval holds at least one frame.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Duration in seconds at `fps` frames per second (counting `len()` frames).
+    pub fn duration_s(&self, fps: f64) -> f64 {
+        self.len() as f64 / fps
+    }
+
+    /// Intersection over union of the frame sets `[onset, offset]` (inclusive), as in the MEGC
+    /// spotting protocol.
+    pub fn iou(&self, other: &Interval) -> f64 {
+        let lo = self.onset.max(other.onset);
+        let hi = self.offset.min(other.offset);
+        let inter = if hi >= lo { hi - lo + 1 } else { 0 };
+        let union = self.len() + other.len() - inter;
+        inter as f64 / union as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_counts_frames_inclusively() {
+        let a = Interval::new(0, 2, 9).unwrap(); // 10 frames
+        let b = Interval::new(5, 6, 14).unwrap(); // 10 frames, 5 shared
+        assert!((a.iou(&b) - 5.0 / 15.0).abs() < 1e-12);
+        assert_eq!(a.iou(&a), 1.0);
+        assert_eq!(a.iou(&Interval::new(20, 20, 20).unwrap()), 0.0);
+        assert!(Interval::new(3, 2, 4).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! mex-data (being built; see the crate README).

@@ -1,0 +1,1 @@
+//! mex-flow (being built; see the crate README).

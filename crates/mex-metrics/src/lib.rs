@@ -1,0 +1,1 @@
+//! mex-metrics (being built; see the crate README).
