@@ -21,10 +21,7 @@ pub fn gray_f32_from_dynamic(img: &DynamicImage) -> Result<GrayF32> {
     }
     let rgb = img.to_rgb32f();
     let (w, h) = rgb.dimensions();
-    let data: Vec<f32> = rgb
-        .pixels()
-        .map(|p| 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]))
-        .collect();
+    let data: Vec<f32> = rgb.pixels().map(|p| 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])).collect();
     GrayF32::from_raw(w, h, data).ok_or(CoreError::Empty { what: "image" })
 }
 

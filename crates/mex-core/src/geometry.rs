@@ -183,10 +183,7 @@ impl Similarity {
     /// Maps a point.
     pub fn apply(&self, p: Point2) -> Point2 {
         let (x, y) = (f64::from(p.x), f64::from(p.y));
-        Point2::new(
-            (self.a * x - self.b * y + self.tx) as f32,
-            (self.b * x + self.a * y + self.ty) as f32,
-        )
+        Point2::new((self.a * x - self.b * y + self.tx) as f32, (self.b * x + self.a * y + self.ty) as f32)
     }
 
     /// Maps `(x, y)` in double precision.
@@ -259,7 +256,11 @@ impl Similarity {
             mdy += w * f64::from(d.y);
         }
         if wsum <= 0.0 {
-            return Err(CoreError::InvalidParam { name: "weights", value: wsum.to_string(), reason: "sum must be positive" });
+            return Err(CoreError::InvalidParam {
+                name: "weights",
+                value: wsum.to_string(),
+                reason: "sum must be positive",
+            });
         }
         msx /= wsum;
         msy /= wsum;

@@ -12,9 +12,9 @@
 
 mod error;
 mod flow;
-mod geometry;
 #[cfg(feature = "image")]
 mod frame;
+mod geometry;
 mod interval;
 mod labels;
 
