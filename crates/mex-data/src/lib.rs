@@ -1,1 +1,27 @@
-//! mex-data (being built; see the crate README).
+//! Micro-expression datasets for the mex crates.
+//!
+//! * [`Sample`] and [`Dataset`]: one record type for every dataset, serialisable to CSV/JSON;
+//! * [`split`]: LOSO, leave-one-dataset-out and seeded k-fold-by-subject splits;
+//! * [`loaders`]: the published layouts of CASME II, SAMM, SMIC-HS, CAS(ME)², SAMM Long Videos and
+//!   the STSTNet flow-image release, read from a user path as shipped;
+//! * [`megc`]: the MEGC2019 composite (3-class) protocol as code;
+//! * [`synth`]: a synthetic generator (a real, public-domain face animated with facial-action
+//!   displacement fields) with exact ground-truth flow, intervals and labels;
+//! * [`FrameSource`]: frames in memory from disk or from the generator, through one trait.
+//!
+//! Privacy: the library never writes face images unless the caller asks for them.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+pub mod frames;
+pub mod loaders;
+pub mod megc;
+pub mod sample;
+pub mod split;
+pub mod synth;
+pub mod table;
+
+pub use error::{Error, Result};
+pub use frames::{DiskFrames, FrameSource};
+pub use sample::{Dataset, Sample};
+pub use split::{kfold_by_subject, leave_one_dataset_out, loso, Fold};
