@@ -1,0 +1,350 @@
+//! MTCNN face detection (Zhang et al. 2016) on candle, a faithful port of facenet-pytorch 2.6.0's
+//! `MTCNN.detect` / `detect_face`: the same image pyramid, `interpolate(mode="area")` resampling,
+//! per-scale and cross-scale NMS, box regression, squaring (`rerec`), padding, 24x24 and 48x48 crops,
+//! thresholds and the final `Min` NMS. The weights are facenet-pytorch's (MIT), vendored in the crate.
+
+mod nets;
+pub(crate) mod ops;
+
+use candle_core::Device;
+use image::RgbImage;
+use mex_core::{BBox, LandmarkScheme, Landmarks, Point2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use nets::Act;
+pub use nets::{ONet, PNet, RNet};
+use ops::{
+    area_resize_plane, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec, Cand,
+};
+
+use crate::{Error, Face, FaceDetector, Result};
+
+/// Largest batch of R-Net / O-Net crops run at once (bounds memory on busy images).
+const STAGE_BATCH: usize = 256;
+
+/// MTCNN parameters. `Default` = facenet-pytorch's `MTCNN()` defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MtcnnConfig {
+    /// Smallest face side searched for, in pixels (facenet-pytorch: 20).
+    pub min_face_size: f64,
+    /// Score thresholds of P-Net, R-Net and O-Net (facenet-pytorch: 0.6, 0.7, 0.7).
+    pub thresholds: [f32; 3],
+    /// Scale step of the image pyramid (facenet-pytorch: 0.709).
+    pub factor: f64,
+    /// Order the faces by decreasing box area (facenet-pytorch's `select_largest=True`);
+    /// otherwise by decreasing score.
+    pub select_largest: bool,
+    /// Images with more pixels than this are area-downscaled before detection and the results
+    /// mapped back (bounds memory and time on huge inputs; 4096x4096 by default, which leaves every
+    /// ordinary image untouched so that results equal facenet-pytorch's).
+    pub max_pixels: u64,
+}
+
+impl Default for MtcnnConfig {
+    fn default() -> Self {
+        Self {
+            min_face_size: 20.0,
+            thresholds: [0.6, 0.7, 0.7],
+            factor: 0.709,
+            select_largest: true,
+            max_pixels: 4096 * 4096,
+        }
+    }
+}
+
+impl MtcnnConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.min_face_size.is_finite() && self.min_face_size >= 12.0) {
+            return Err(Error::param("min_face_size", self.min_face_size, "must be finite and >= 12"));
+        }
+        if !(self.factor.is_finite() && self.factor > 0.05 && self.factor < 0.99) {
+            return Err(Error::param("factor", self.factor, "must lie in (0.05, 0.99)"));
+        }
+        for t in self.thresholds {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(Error::param(
+                    "thresholds",
+                    format!("{:?}", self.thresholds),
+                    "must lie in [0, 1]",
+                ));
+            }
+        }
+        if self.max_pixels < 144 {
+            return Err(Error::param("max_pixels", self.max_pixels, "must be at least 144 (12x12)"));
+        }
+        Ok(())
+    }
+
+    /// Validates and loads the networks (vendored weights, CPU).
+    pub fn build(&self) -> Result<Mtcnn> {
+        self.validate()?;
+        Mtcnn::with_config(self.clone())
+    }
+}
+
+/// The MTCNN detector (P-Net, R-Net, O-Net with facenet-pytorch's weights), on CPU.
+#[derive(Debug, Clone)]
+pub struct Mtcnn {
+    config: MtcnnConfig,
+    pnet: PNet,
+    rnet: RNet,
+    onet: ONet,
+}
+
+/// Scratch state of one detection.
+struct Image3 {
+    /// Channel-first planes `R, G, B`, values 0..255.
+    data: Vec<f32>,
+    w: usize,
+    h: usize,
+}
+
+impl Image3 {
+    fn from_rgb(img: &RgbImage) -> Self {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut data = vec![0.0f32; 3 * w * h];
+        let (r, rest) = data.split_at_mut(w * h);
+        let (g, b) = rest.split_at_mut(w * h);
+        for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
+            r[i] = f32::from(px[0]);
+            g[i] = f32::from(px[1]);
+            b[i] = f32::from(px[2]);
+        }
+        Self { data, w, h }
+    }
+
+    /// Area-resamples the window into `dst` (3 planes of `ow x oh`) and normalises it as
+    /// facenet-pytorch does: `(x - 127.5) * 0.0078125`.
+    fn resample_into(
+        &self,
+        win: (usize, usize, usize, usize),
+        dst: &mut [f32],
+        (ow, oh): (usize, usize),
+        tmp: &mut Vec<f32>,
+    ) {
+        let plane = self.w * self.h;
+        for c in 0..3 {
+            let d = &mut dst[c * ow * oh..(c + 1) * ow * oh];
+            area_resize_plane(&self.data[c * plane..(c + 1) * plane], self.w, win, d, (ow, oh), tmp);
+            for v in d.iter_mut() {
+                *v = (*v - 127.5) * 0.0078125;
+            }
+        }
+    }
+}
+
+impl Mtcnn {
+    /// The detector with facenet-pytorch's defaults.
+    pub fn new() -> Result<Self> {
+        MtcnnConfig::default().build()
+    }
+
+    fn with_config(config: MtcnnConfig) -> Result<Self> {
+        let device = Device::Cpu;
+        Ok(Self {
+            pnet: PNet::load_vendored(&device)?,
+            rnet: RNet::load_vendored(&device)?,
+            onet: ONet::load_vendored(&device)?,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MtcnnConfig {
+        &self.config
+    }
+
+    /// The pyramid scales facenet-pytorch uses for an image of this size.
+    pub fn scales(&self, w: usize, h: usize) -> Vec<f64> {
+        let m = 12.0 / self.config.min_face_size;
+        let mut minl = w.min(h) as f64 * m;
+        let mut scale = m;
+        let mut scales = Vec::new();
+        while minl >= 12.0 {
+            scales.push(scale);
+            scale *= self.config.factor;
+            minl *= self.config.factor;
+        }
+        scales
+    }
+
+    /// Detects faces in an RGB image. Boxes and landmarks are in input pixels; an image without a
+    /// face (or too small for the smallest face) gives an empty list. Errors only on an empty image.
+    pub fn detect_rgb(&self, img: &RgbImage) -> Result<Vec<Face>> {
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Err(Error::BadImage { width: w, height: h, reason: "empty image".into() });
+        }
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.config.max_pixels {
+            let f = (self.config.max_pixels as f64 / pixels as f64).sqrt();
+            let nw = ((f64::from(w) * f).floor() as u32).max(1);
+            let nh = ((f64::from(h) * f).floor() as u32).max(1);
+            let small = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+            let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
+            let faces = self.detect_rgb(&small)?;
+            return Ok(faces
+                .into_iter()
+                .map(|mut f| {
+                    f.bbox = BBox::new(f.bbox.x0 * sx, f.bbox.y0 * sy, f.bbox.x1 * sx, f.bbox.y1 * sy);
+                    for p in &mut f.landmarks.points {
+                        *p = Point2::new(p.x * sx, p.y * sy);
+                    }
+                    f
+                })
+                .collect());
+        }
+        let im = Image3::from_rgb(img);
+        let boxes = self.stage1(&im)?;
+        let boxes = self.stage2(&im, boxes)?;
+        self.stage3(&im, boxes)
+    }
+
+    /// P-Net over the pyramid, per-scale NMS 0.5, cross-scale NMS 0.7, regression, squaring.
+    fn stage1(&self, im: &Image3) -> Result<Vec<Cand>> {
+        let scales = self.scales(im.w, im.h);
+        let thresh = self.config.thresholds[0];
+        let per_scale: Vec<Result<Vec<Cand>>> = scales
+            .par_iter()
+            .map(|&scale| {
+                let hs = (im.h as f64 * scale + 1.0) as usize;
+                let ws = (im.w as f64 * scale + 1.0) as usize;
+                let mut buf = vec![0.0f32; 3 * hs * ws];
+                let mut tmp = Vec::new();
+                im.resample_into((0, 0, im.w, im.h), &mut buf, (ws, hs), &mut tmp);
+                let (reg, probs, oh, ow) = self.pnet.run(&Act { data: buf, c: 3, n: 1, h: hs, w: ws })?;
+                let mut cands = Vec::new();
+                generate_bounding_box(&reg, &probs, (ow, oh), scale, thresh, &mut cands);
+                let pick = nms_torchvision(&cands, 0.5);
+                Ok(pick.into_iter().map(|i| cands[i]).collect())
+            })
+            .collect();
+        let mut all = Vec::new();
+        for r in per_scale {
+            all.extend(r?);
+        }
+        let pick = nms_torchvision(&all, 0.7);
+        let mut out = Vec::with_capacity(pick.len());
+        for i in pick {
+            let b = all[i];
+            let regw = b[2] - b[0];
+            let regh = b[3] - b[1];
+            let mut c = [
+                b[0] + b[5] * regw,
+                b[1] + b[6] * regh,
+                b[2] + b[7] * regw,
+                b[3] + b[8] * regh,
+                b[4],
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+            ];
+            rerec(&mut c);
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Crops every box (after `pad`) and area-resamples it to `size x size`, normalised; boxes whose
+    /// window is empty are dropped. Returns the kept boxes and the batch.
+    fn crops(&self, im: &Image3, boxes: &[Cand], size: usize) -> (Vec<Cand>, Vec<f32>) {
+        let per = 3 * size * size;
+        let kept: Vec<(Cand, (usize, usize, usize, usize))> =
+            boxes.iter().filter_map(|b| pad_window(b, im.w, im.h).map(|win| (*b, win))).collect();
+        let mut data = vec![0.0f32; kept.len() * per];
+        data.par_chunks_mut(per).zip(kept.par_iter()).for_each_init(Vec::new, |tmp, (dst, (_, win))| {
+            im.resample_into(*win, dst, (size, size), tmp);
+        });
+        (kept.into_iter().map(|(b, _)| b).collect(), data)
+    }
+
+    /// R-Net on 24x24 crops, threshold, NMS 0.7, regression, squaring.
+    fn stage2(&self, im: &Image3, boxes: Vec<Cand>) -> Result<Vec<Cand>> {
+        if boxes.is_empty() {
+            return Ok(boxes);
+        }
+        let (boxes, data) = self.crops(im, &boxes, 24);
+        let per = 3 * 24 * 24;
+        let mut cands = Vec::new();
+        for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
+            let n = chunk.len() / per;
+            let out = self.rnet.run(&Act::from_nchw(chunk, n, 3, 24, 24))?;
+            for (k, o) in out.iter().enumerate() {
+                let score = o[4];
+                if score > self.config.thresholds[1] {
+                    let b = boxes[ci * STAGE_BATCH + k];
+                    cands.push([b[0], b[1], b[2], b[3], score, o[0], o[1], o[2], o[3]]);
+                }
+            }
+        }
+        let pick = nms_torchvision(&cands, 0.7);
+        Ok(pick
+            .into_iter()
+            .map(|i| {
+                let mut b = cands[i];
+                let r = [b[5], b[6], b[7], b[8]];
+                bbreg(&mut b, r);
+                rerec(&mut b);
+                b
+            })
+            .collect())
+    }
+
+    /// O-Net on 48x48 crops, threshold, landmarks, regression, `Min` NMS 0.7.
+    fn stage3(&self, im: &Image3, boxes: Vec<Cand>) -> Result<Vec<Face>> {
+        if boxes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (boxes, data) = self.crops(im, &boxes, 48);
+        let per = 3 * 48 * 48;
+        let mut cands: Vec<Cand> = Vec::new();
+        let mut points: Vec<[f32; 10]> = Vec::new();
+        for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
+            let n = chunk.len() / per;
+            let out = self.onet.run(&Act::from_nchw(chunk, n, 3, 48, 48))?;
+            for (k, o) in out.iter().enumerate() {
+                let score = o[14];
+                if score > self.config.thresholds[2] {
+                    let b = boxes[ci * STAGE_BATCH + k];
+                    let wi = b[2] - b[0] + 1.0;
+                    let hi = b[3] - b[1] + 1.0;
+                    let mut p = [0.0f32; 10];
+                    for j in 0..5 {
+                        p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
+                        p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
+                    }
+                    let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
+                    bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                    cands.push(c);
+                    points.push(p);
+                }
+            }
+        }
+        let pick = nms_min(&cands, 0.7);
+        let mut faces = Vec::with_capacity(pick.len());
+        for i in pick {
+            let c = cands[i];
+            let pts = (0..5).map(|j| Point2::new(points[i][2 * j], points[i][2 * j + 1])).collect();
+            let landmarks = Landmarks::new(LandmarkScheme::Five, pts)?;
+            faces.push(Face { bbox: BBox::new(c[0], c[1], c[2], c[3]), score: c[4], landmarks });
+        }
+        if self.config.select_largest {
+            // facenet-pytorch: np.argsort(area)[::-1].
+            faces.sort_by(|a, b| {
+                let area = |f: &Face| (f.bbox.x1 - f.bbox.x0) * (f.bbox.y1 - f.bbox.y0);
+                area(b).total_cmp(&area(a))
+            });
+        }
+        Ok(faces)
+    }
+}
+
+impl FaceDetector for Mtcnn {
+    fn detect(&self, img: &RgbImage) -> Result<Vec<Face>> {
+        self.detect_rgb(img)
+    }
+}

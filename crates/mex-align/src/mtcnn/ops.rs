@@ -1,0 +1,232 @@
+//! Array operations of facenet-pytorch's `detect_face`: area resampling (`interpolate(mode="area")`),
+//! box generation, NMS (torchvision's and the numpy `Min` variant), `rerec`, `pad` and `bbreg`.
+
+/// A candidate box: `[x1, y1, x2, y2, score, r1, r2, r3, r4]` (regression offsets last).
+pub(crate) type Cand = [f32; 9];
+
+/// `torch.nn.functional.interpolate(mode="area")` (adaptive average pooling) of one plane's crop
+/// `[x0, x0+cw) x [y0, y0+ch)` of `src` (row stride `stride`) into `dst` (`ow x oh`), separably.
+/// `tmp` is scratch space, resized as needed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn area_resize_plane(
+    src: &[f32],
+    stride: usize,
+    (x0, y0, cw, ch): (usize, usize, usize, usize),
+    dst: &mut [f32],
+    (ow, oh): (usize, usize),
+    tmp: &mut Vec<f32>,
+) {
+    tmp.clear();
+    tmp.resize(ch * ow, 0.0);
+    // Horizontal pass: tmp[r, ox] = mean of src row r over the x window of ox.
+    for r in 0..ch {
+        let row = &src[(y0 + r) * stride + x0..(y0 + r) * stride + x0 + cw];
+        let trow = &mut tmp[r * ow..(r + 1) * ow];
+        if ow == cw {
+            trow.copy_from_slice(row);
+            continue;
+        }
+        for (ox, t) in trow.iter_mut().enumerate() {
+            let s = ox * cw / ow;
+            let e = ((ox + 1) * cw).div_ceil(ow);
+            let sum: f32 = row[s..e].iter().sum();
+            *t = sum / (e - s) as f32;
+        }
+    }
+    // Vertical pass.
+    for oy in 0..oh {
+        let s = oy * ch / oh;
+        let e = ((oy + 1) * ch).div_ceil(oh);
+        let drow = &mut dst[oy * ow..(oy + 1) * ow];
+        drow.copy_from_slice(&tmp[s * ow..(s + 1) * ow]);
+        for r in s + 1..e {
+            for (d, t) in drow.iter_mut().zip(&tmp[r * ow..(r + 1) * ow]) {
+                *d += *t;
+            }
+        }
+        if e - s > 1 {
+            let inv = (e - s) as f32;
+            for d in drow.iter_mut() {
+                *d /= inv;
+            }
+        }
+    }
+}
+
+/// facenet-pytorch's `generateBoundingBox` (stride 2, cell size 12) for one image.
+pub(crate) fn generate_bounding_box(
+    reg: &[f32],
+    prob: &[f32],
+    (w, h): (usize, usize),
+    scale: f64,
+    thresh: f32,
+    out: &mut Vec<Cand>,
+) {
+    let plane = w * h;
+    let scale = scale as f32;
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let p = prob[i];
+            if p >= thresh {
+                let (bx, by) = (x as f32, y as f32);
+                out.push([
+                    ((2.0 * bx + 1.0) / scale).floor(),
+                    ((2.0 * by + 1.0) / scale).floor(),
+                    ((2.0 * bx + 12.0) / scale).floor(),
+                    ((2.0 * by + 12.0) / scale).floor(),
+                    p,
+                    reg[i],
+                    reg[plane + i],
+                    reg[2 * plane + i],
+                    reg[3 * plane + i],
+                ]);
+            }
+        }
+    }
+}
+
+/// Indices of `scores` sorted by decreasing score (stable).
+fn order_desc(boxes: &[Cand]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| boxes[b][4].total_cmp(&boxes[a][4]));
+    order
+}
+
+/// torchvision's `nms`: IoU without the +1, suppress when IoU > `thresh`; returns kept indices in
+/// decreasing score order.
+pub(crate) fn nms_torchvision(boxes: &[Cand], thresh: f32) -> Vec<usize> {
+    let order = order_desc(boxes);
+    let area: Vec<f32> = boxes.iter().map(|b| (b[2] - b[0]) * (b[3] - b[1])).collect();
+    let mut suppressed = vec![false; boxes.len()];
+    let mut keep = Vec::new();
+    for (oi, &i) in order.iter().enumerate() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        let bi = &boxes[i];
+        for &j in &order[oi + 1..] {
+            if suppressed[j] {
+                continue;
+            }
+            let bj = &boxes[j];
+            let xx1 = bi[0].max(bj[0]);
+            let yy1 = bi[1].max(bj[1]);
+            let xx2 = bi[2].min(bj[2]);
+            let yy2 = bi[3].min(bj[3]);
+            let inter = (xx2 - xx1).max(0.0) * (yy2 - yy1).max(0.0);
+            let ovr = inter / (area[i] + area[j] - inter);
+            if ovr > thresh {
+                suppressed[j] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// facenet-pytorch's `nms_numpy` with method `Min`: areas with +1, overlap = inter / min(area),
+/// keep when overlap <= `thresh`; returns kept indices in decreasing score order.
+pub(crate) fn nms_min(boxes: &[Cand], thresh: f32) -> Vec<usize> {
+    let area: Vec<f32> = boxes.iter().map(|b| (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0)).collect();
+    // numpy: I = argsort(s) ascending, repeatedly take the last.
+    let mut remaining: Vec<usize> = order_desc(boxes);
+    let mut keep = Vec::new();
+    while let Some((&i, rest)) = remaining.split_first() {
+        keep.push(i);
+        let bi = &boxes[i];
+        let next: Vec<usize> = rest
+            .iter()
+            .copied()
+            .filter(|&j| {
+                let bj = &boxes[j];
+                let w = (bi[2].min(bj[2]) - bi[0].max(bj[0]) + 1.0).max(0.0);
+                let h = (bi[3].min(bj[3]) - bi[1].max(bj[1]) + 1.0).max(0.0);
+                let inter = w * h;
+                inter / area[i].min(area[j]) <= thresh
+            })
+            .collect();
+        remaining = next;
+    }
+    keep
+}
+
+/// facenet-pytorch's `rerec`: squares each box around its centre with side `max(w, h)`.
+pub(crate) fn rerec(b: &mut Cand) {
+    let h = b[3] - b[1];
+    let w = b[2] - b[0];
+    let l = w.max(h);
+    b[0] = b[0] + w * 0.5 - l * 0.5;
+    b[1] = b[1] + h * 0.5 - l * 0.5;
+    b[2] = b[0] + l;
+    b[3] = b[1] + l;
+}
+
+/// facenet-pytorch's `bbreg` (widths with +1).
+pub(crate) fn bbreg(b: &mut Cand, reg: [f32; 4]) {
+    let w = b[2] - b[0] + 1.0;
+    let h = b[3] - b[1] + 1.0;
+    b[0] += reg[0] * w;
+    b[1] += reg[1] * h;
+    b[2] += reg[2] * w;
+    b[3] += reg[3] * h;
+}
+
+/// facenet-pytorch's `pad` followed by its crop test: the 0-based crop window
+/// `(x0, y0, width, height)` = `[x-1, ex) x [y-1, ey)`, or `None` when it is empty.
+pub(crate) fn pad_window(b: &Cand, w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    // `trunc().int()`: saturating conversion keeps absurd values harmless.
+    let x = (b[0].trunc() as i64).max(1);
+    let y = (b[1].trunc() as i64).max(1);
+    let ex = (b[2].trunc() as i64).min(w as i64);
+    let ey = (b[3].trunc() as i64).min(h as i64);
+    if ey > y - 1 && ex > x - 1 {
+        Some(((x - 1) as usize, (y - 1) as usize, (ex - x + 1) as usize, (ey - y + 1) as usize))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_resize_matches_hand_values() {
+        // 4x1 -> 3x1: windows [0,2), [1,3), [2,4).
+        let src = [0.0, 3.0, 6.0, 9.0];
+        let mut dst = [0.0; 3];
+        let mut tmp = Vec::new();
+        area_resize_plane(&src, 4, (0, 0, 4, 1), &mut dst, (3, 1), &mut tmp);
+        assert_eq!(dst, [1.5, 4.5, 7.5]);
+        // 2x2 -> 1x1 mean; 1x1 -> 2x2 replicate.
+        let mut d1 = [0.0; 1];
+        area_resize_plane(&[1.0, 2.0, 3.0, 6.0], 2, (0, 0, 2, 2), &mut d1, (1, 1), &mut tmp);
+        assert_eq!(d1, [3.0]);
+        let mut d4 = [0.0; 4];
+        area_resize_plane(&[5.0], 1, (0, 0, 1, 1), &mut d4, (2, 2), &mut tmp);
+        assert_eq!(d4, [5.0; 4]);
+    }
+
+    #[test]
+    fn nms_variants() {
+        let b = |x0: f32, s: f32| [x0, 0.0, x0 + 10.0, 10.0, s, 0.0, 0.0, 0.0, 0.0];
+        // IoU of boxes shifted by 2: 80/120 = 0.667.
+        let boxes = vec![b(0.0, 0.5), b(2.0, 0.9), b(30.0, 0.7)];
+        assert_eq!(nms_torchvision(&boxes, 0.7), vec![1, 2, 0]);
+        assert_eq!(nms_torchvision(&boxes, 0.6), vec![1, 2]);
+        // Min overlap with +1: inter 9*11=99, area 121 -> 0.818.
+        assert_eq!(nms_min(&boxes, 0.7), vec![1, 2]);
+        assert_eq!(nms_min(&boxes, 0.9), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn rerec_and_pad() {
+        let mut c = [10.0, 20.0, 30.0, 60.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        rerec(&mut c);
+        assert_eq!(&c[..4], &[0.0, 20.0, 40.0, 60.0]);
+        assert_eq!(pad_window(&c, 35, 100), Some((0, 19, 35, 41)));
+        let far = [200.0, 200.0, 300.0, 300.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(pad_window(&far, 100, 100), None);
+    }
+}
