@@ -1,0 +1,518 @@
+//! Farnebäck's two-frame motion estimation by polynomial expansion (SCIA 2003), following
+//! OpenCV's `calcOpticalFlowFarneback`: a pyramid whose levels are Gaussian-smoothed
+//! (`sigma = (1/scale - 1) / 2`) and bilinearly resized copies of the input, a separable
+//! polynomial expansion of each level (`poly_n`, `poly_sigma`), the per-pixel `A`, `b` matrices
+//! warped by the current flow with OpenCV's border attenuation, a box (or Gaussian) average over
+//! `winsize`, and `iterations` solves of the 2x2 system per level.
+
+use crate::error::{invalid, Result};
+use crate::imgops::{self, band_rows};
+use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// Farnebäck parameters; `Default` equals OpenCV's documented defaults
+/// (`pyr_scale 0.5, levels 5, winsize 13, iterations 10, poly_n 5, poly_sigma 1.1`, box window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FarnebackConfig {
+    /// Scale between pyramid levels, in (0, 1).
+    pub pyr_scale: f64,
+    /// Extra pyramid levels (0 = the input only); levels smaller than 32 px are dropped, as in OpenCV.
+    pub levels: usize,
+    /// Averaging window size (odd).
+    pub winsize: usize,
+    /// Iterations per level.
+    pub iterations: usize,
+    /// Neighbourhood of the polynomial expansion (`2 poly_n + 1` pixels), typically 5 or 7.
+    pub poly_n: usize,
+    /// Gaussian sigma of the polynomial expansion (1.1 for `poly_n` 5, 1.5 for 7).
+    pub poly_sigma: f64,
+    /// Gaussian instead of box averaging window (`OPTFLOW_FARNEBACK_GAUSSIAN`).
+    pub gaussian: bool,
+}
+
+impl Default for FarnebackConfig {
+    fn default() -> Self {
+        Self {
+            pyr_scale: 0.5,
+            levels: 5,
+            winsize: 13,
+            iterations: 10,
+            poly_n: 5,
+            poly_sigma: 1.1,
+            gaussian: false,
+        }
+    }
+}
+
+impl FarnebackConfig {
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.pyr_scale > 0.0 && self.pyr_scale < 1.0) {
+            return Err(invalid("pyr_scale", self.pyr_scale, "must be in (0, 1)"));
+        }
+        if self.winsize < 3 || self.winsize % 2 == 0 {
+            return Err(invalid("winsize", self.winsize, "must be odd and >= 3"));
+        }
+        if self.iterations == 0 {
+            return Err(invalid("iterations", self.iterations, "must be >= 1"));
+        }
+        if !(1..=9).contains(&self.poly_n) {
+            return Err(invalid("poly_n", self.poly_n, "must be in 1..=9 (5 or 7 are usual)"));
+        }
+        if !(self.poly_sigma.is_finite() && self.poly_sigma > 0.0) {
+            return Err(invalid("poly_sigma", self.poly_sigma, "must be finite and > 0"));
+        }
+        Ok(())
+    }
+
+    /// Validates and builds the estimator.
+    pub fn build(&self) -> Result<Farneback> {
+        self.validate()?;
+        Ok(Farneback { cfg: self.clone(), ws: Mutex::new(Workspace::default()) })
+    }
+}
+
+/// The Farnebäck estimator. Build it with [`FarnebackConfig::build`].
+#[derive(Debug)]
+pub struct Farneback {
+    cfg: FarnebackConfig,
+    ws: Mutex<Workspace>,
+}
+
+impl Farneback {
+    /// The configuration.
+    pub fn config(&self) -> &FarnebackConfig {
+        &self.cfg
+    }
+}
+
+const MIN_LEVEL_SIZE: f64 = 32.0;
+const MIN_SIZE: usize = 8;
+
+#[derive(Debug, Default)]
+struct Workspace {
+    blur0: Vec<f32>,
+    blur1: Vec<f32>,
+    tmp: Vec<f32>,
+    img0: Vec<f32>,
+    img1: Vec<f32>,
+    r0: Vec<f32>,
+    r1: Vec<f32>,
+    m: Vec<f32>,
+    mb: Vec<f32>,
+    mtmp: Vec<f32>,
+    flow: Vec<f32>,
+    prev: Vec<f32>,
+    acc: Vec<f64>,
+}
+
+impl FlowEstimator for Farneback {
+    fn name(&self) -> &'static str {
+        "farneback"
+    }
+
+    fn estimate_into(&self, frame0: &GrayF32, frame1: &GrayF32, out: &mut FlowField) -> Result<()> {
+        validate_pair(frame0, frame1, MIN_SIZE, "farneback")?;
+        let (w, h) = (frame0.width() as usize, frame0.height() as usize);
+        with_workspace(&self.ws, |ws| {
+            run(&self.cfg, frame0.as_raw(), frame1.as_raw(), w, h, ws);
+            if out.size() != (w, h) {
+                out.reset(w, h);
+            }
+            let (ou, ov) = out.planes_mut();
+            for i in 0..w * h {
+                ou[i] = ws.flow[2 * i];
+                ov[i] = ws.flow[2 * i + 1];
+            }
+        });
+        Ok(())
+    }
+}
+
+fn run(cfg: &FarnebackConfig, a: &[f32], b: &[f32], w: usize, h: usize, ws: &mut Workspace) {
+    let n = w * h;
+    let mut levels = 0;
+    let mut scale = 1.0;
+    while levels < cfg.levels {
+        scale *= cfg.pyr_scale;
+        if (w as f64) * scale < MIN_LEVEL_SIZE || (h as f64) * scale < MIN_LEVEL_SIZE {
+            break;
+        }
+        levels += 1;
+    }
+    for v in [&mut ws.blur0, &mut ws.blur1, &mut ws.tmp, &mut ws.img0, &mut ws.img1] {
+        v.resize(n, 0.0);
+    }
+    for v in [&mut ws.r0, &mut ws.r1, &mut ws.m, &mut ws.mb, &mut ws.mtmp] {
+        v.resize(5 * n, 0.0);
+    }
+    ws.flow.resize(2 * n, 0.0);
+    ws.prev.resize(2 * n, 0.0);
+    let (g, xg, xxg, ig) = poly_kernels(cfg.poly_n, cfg.poly_sigma);
+    let mut prev_size: Option<(usize, usize)> = None;
+    for k in (0..=levels).rev() {
+        let scale = cfg.pyr_scale.powi(k as i32);
+        let sigma = (1.0 / scale - 1.0) * 0.5;
+        let ksize = (((sigma * 5.0).round() as usize) | 1).max(3);
+        let lw = ((w as f64) * scale).round() as usize;
+        let lh = ((h as f64) * scale).round() as usize;
+        let ln = lw * lh;
+        // flow initialisation
+        match prev_size {
+            None => ws.flow[..2 * ln].iter_mut().for_each(|v| *v = 0.0),
+            Some((pw, ph)) => {
+                // resize each channel of the previous (interleaved) flow
+                let inv = (1.0 / cfg.pyr_scale) as f32;
+                for c in 0..2 {
+                    for i in 0..pw * ph {
+                        ws.tmp[i] = ws.prev[2 * i + c];
+                    }
+                    imgops::resize_bilinear(&ws.tmp[..pw * ph], pw, ph, &mut ws.blur0[..ln], lw, lh);
+                    for i in 0..ln {
+                        ws.flow[2 * i + c] = ws.blur0[i] * inv;
+                    }
+                }
+            }
+        }
+        // pyramid level of both frames and their polynomial expansions
+        let kernel = imgops::gaussian_kernel(sigma, ksize);
+        for (src, img, r) in [(a, &mut ws.img0, &mut ws.r0), (b, &mut ws.img1, &mut ws.r1)] {
+            imgops::blur_separable(src, w, h, &kernel, &mut ws.tmp, &mut ws.blur0);
+            imgops::resize_bilinear(&ws.blur0, w, h, &mut img[..ln], lw, lh);
+            poly_exp(&img[..ln], lw, lh, cfg.poly_n, &g, &xg, &xxg, ig, &mut r[..5 * ln]);
+        }
+        let (r0, r1) = (&ws.r0[..5 * ln], &ws.r1[..5 * ln]);
+        update_matrices(r0, r1, &ws.flow[..2 * ln], lw, lh, &mut ws.m[..5 * ln]);
+        let wkernel = if cfg.gaussian { Some(gauss_window(cfg.winsize)) } else { None };
+        for it in 0..cfg.iterations {
+            match &wkernel {
+                None => imgops::box_filter(
+                    &ws.m[..5 * ln],
+                    lw,
+                    lh,
+                    5,
+                    cfg.winsize,
+                    &mut ws.mtmp[..5 * ln],
+                    &mut ws.mb[..5 * ln],
+                    &mut ws.acc,
+                ),
+                Some(kern) => {
+                    for c in 0..5 {
+                        for i in 0..ln {
+                            ws.blur0[i] = ws.m[5 * i + c];
+                        }
+                        imgops::blur_separable(
+                            &ws.blur0[..ln],
+                            lw,
+                            lh,
+                            kern,
+                            &mut ws.tmp[..ln],
+                            &mut ws.blur1[..ln],
+                        );
+                        for i in 0..ln {
+                            ws.mb[5 * i + c] = ws.blur1[i];
+                        }
+                    }
+                }
+            }
+            solve_flow(&ws.mb[..5 * ln], &mut ws.flow[..2 * ln]);
+            if it + 1 < cfg.iterations {
+                update_matrices(r0, r1, &ws.flow[..2 * ln], lw, lh, &mut ws.m[..5 * ln]);
+            }
+        }
+        ws.prev[..2 * ln].copy_from_slice(&ws.flow[..2 * ln]);
+        prev_size = Some((lw, lh));
+    }
+}
+
+fn gauss_window(winsize: usize) -> Vec<f32> {
+    let m = (winsize / 2) as i64;
+    let sigma = (m as f64 * 0.3).max(1e-6);
+    let mut k: Vec<f64> = (-m..=m).map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f64 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= s);
+    k.into_iter().map(|v| v as f32).collect()
+}
+
+/// The 1-D kernels `g`, `x g`, `x² g` (index `k + n`) and the needed entries
+/// `(G⁻¹₁₁, G⁻¹₀₃, G⁻¹₃₃, G⁻¹₅₅)` of the inverse Gram matrix of the basis
+/// `{1, x, y, x², y², xy}` under the Gaussian applicability.
+type PolyKernels = (Vec<f32>, Vec<f32>, Vec<f32>, [f64; 4]);
+
+fn poly_kernels(n: usize, sigma: f64) -> PolyKernels {
+    let ni = n as i64;
+    let mut g64: Vec<f64> = (-ni..=ni).map(|x| (-((x * x) as f64) / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f64 = g64.iter().sum();
+    g64.iter_mut().for_each(|v| *v /= s);
+    let g: Vec<f32> = g64.iter().map(|&v| v as f32).collect();
+    let xg: Vec<f32> = (-ni..=ni).zip(&g).map(|(x, &v)| x as f32 * v).collect();
+    let xxg: Vec<f32> = (-ni..=ni).zip(&g).map(|(x, &v)| (x * x) as f32 * v).collect();
+    // Gram matrix entries (computed from the f32 kernel as OpenCV does)
+    let (mut g00, mut g11, mut g33, mut g55) = (0.0f64, 0.0, 0.0, 0.0);
+    for y in -ni..=ni {
+        for x in -ni..=ni {
+            let gy = f64::from(g[(y + ni) as usize]);
+            let gx = f64::from(g[(x + ni) as usize]);
+            let (xf, yf) = (x as f64, y as f64);
+            g00 += gy * gx;
+            g11 += gy * gx * xf * xf;
+            g33 += gy * gx * xf * xf * xf * xf;
+            g55 += gy * gx * xf * xf * yf * yf;
+        }
+    }
+    // block {1, x², y²}: [[g00, g11, g11], [g11, g33, g55], [g11, g55, g33]]
+    let (a, b, c, d) = (g00, g11, g33, g55);
+    let det = a * (c * c - d * d) - 2.0 * b * b * (c - d);
+    let ig03 = -b * (c - d) / det;
+    let ig33 = (a * c - b * b) / det;
+    (g, xg, xxg, [1.0 / g11, ig03, ig33, 1.0 / g55])
+}
+
+/// Polynomial expansion: per pixel `[r_y, r_x, r_yy, r_xx, r_xy]` (OpenCV's channel order).
+#[allow(clippy::too_many_arguments)]
+fn poly_exp(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    n: usize,
+    g: &[f32],
+    xg: &[f32],
+    xxg: &[f32],
+    ig: [f64; 4],
+    dst: &mut [f32],
+) {
+    let [ig11, ig03, ig33, ig55] = ig;
+    let rows = band_rows(h, w);
+    let body = |y0: usize, band: &mut [f32]| {
+        // vertical sums with replicated row padding of n on both sides
+        let mut row = vec![0.0f32; (w + 2 * n) * 3];
+        for (ry, out) in band.chunks_mut(5 * w).enumerate() {
+            let y = y0 + ry;
+            let c = n; // centre index in the kernels
+            for x in 0..w {
+                let v = src[y * w + x];
+                row[(x + n) * 3] = v * g[c];
+                row[(x + n) * 3 + 1] = 0.0;
+                row[(x + n) * 3 + 2] = 0.0;
+            }
+            for k in 1..=n {
+                let ya = y.saturating_sub(k);
+                let yb = (y + k).min(h - 1);
+                let (g0, g1, g2) = (g[c + k], xg[c + k], xxg[c + k]);
+                for x in 0..w {
+                    let s0 = src[ya * w + x];
+                    let s1 = src[yb * w + x];
+                    let p = s0 + s1;
+                    let t = &mut row[(x + n) * 3..(x + n) * 3 + 3];
+                    t[0] += g0 * p;
+                    t[1] += g1 * (s1 - s0);
+                    t[2] += g2 * p;
+                }
+            }
+            for k in 0..n {
+                for ch in 0..3 {
+                    row[k * 3 + ch] = row[n * 3 + ch];
+                    row[(w + n + k) * 3 + ch] = row[(w + n - 1) * 3 + ch];
+                }
+            }
+            for x in 0..w {
+                let xc = x + n;
+                let g0 = f64::from(g[c]);
+                let mut b1 = f64::from(row[xc * 3]) * g0;
+                let mut b2 = 0.0f64;
+                let mut b3 = f64::from(row[xc * 3 + 1]) * g0;
+                let mut b4 = 0.0f64;
+                let mut b5 = f64::from(row[xc * 3 + 2]) * g0;
+                let mut b6 = 0.0f64;
+                for k in 1..=n {
+                    let (r, l) = ((xc + k) * 3, (xc - k) * 3);
+                    let gk = f64::from(g[c + k]);
+                    let xgk = f64::from(xg[c + k]);
+                    let tg = f64::from(row[r]) + f64::from(row[l]);
+                    b1 += tg * gk;
+                    b4 += tg * f64::from(xxg[c + k]);
+                    b2 += (f64::from(row[r]) - f64::from(row[l])) * xgk;
+                    b3 += (f64::from(row[r + 1]) + f64::from(row[l + 1])) * gk;
+                    b6 += (f64::from(row[r + 1]) - f64::from(row[l + 1])) * xgk;
+                    b5 += (f64::from(row[r + 2]) + f64::from(row[l + 2])) * gk;
+                }
+                let o = &mut out[5 * x..5 * x + 5];
+                o[0] = (b3 * ig11) as f32;
+                o[1] = (b2 * ig11) as f32;
+                o[2] = (b1 * ig03 + b5 * ig33) as f32;
+                o[3] = (b1 * ig03 + b4 * ig33) as f32;
+                o[4] = (b6 * ig55) as f32;
+            }
+        }
+    };
+    let chunk = 5 * w * rows;
+    if dst.len() <= chunk {
+        body(0, dst);
+    } else {
+        dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
+    }
+}
+
+/// OpenCV's attenuation of the matrices within 5 pixels of the border.
+const BORDER: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
+
+/// Per pixel `[G11, G12, G22, h1, h2]` (y-first order, as OpenCV) from the expansions of both
+/// frames with the second sampled at `x + flow(x)`.
+fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, m: &mut [f32]) {
+    let rows = band_rows(h, w);
+    let body = |y0: usize, band: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if imgops::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time).
+            unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) };
+            return;
+        }
+        update_rows(r0, r1, flow, w, h, y0, band)
+    };
+    let chunk = 5 * w * rows;
+    if m.len() <= chunk {
+        body(0, m);
+    } else {
+        m.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_rows_avx2(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
+    update_rows(r0, r1, flow, w, h, y0, band)
+}
+
+#[inline(always)]
+fn floor_i(v: f32) -> i64 {
+    let i = v as i64;
+    if (i as f32) > v {
+        i - 1
+    } else {
+        i
+    }
+}
+
+#[inline(always)]
+fn update_rows(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
+    {
+        for (ry, mrow) in band.chunks_mut(5 * w).enumerate() {
+            let y = y0 + ry;
+            for x in 0..w {
+                let i = y * w + x;
+                let dx = flow[2 * i];
+                let dy = flow[2 * i + 1];
+                let fx = x as f32 + dx;
+                let fy = y as f32 + dy;
+                let x1i = floor_i(fx);
+                let y1i = floor_i(fy);
+                let r0p = &r0[5 * i..5 * i + 5];
+                let (mut r2, mut r3, mut r4, mut r5, mut r6);
+                if x1i >= 0 && y1i >= 0 && (x1i as usize) < w - 1 && (y1i as usize) < h - 1 {
+                    let (x1, y1) = (x1i as usize, y1i as usize);
+                    let (tx, ty) = (fx - x1i as f32, fy - y1i as f32);
+                    let a00 = (1.0 - tx) * (1.0 - ty);
+                    let a01 = tx * (1.0 - ty);
+                    let a10 = (1.0 - tx) * ty;
+                    let a11 = tx * ty;
+                    let p = 5 * (y1 * w + x1);
+                    let q = p + 5 * w;
+                    let s = |c: usize| {
+                        a00 * r1[p + c] + a01 * r1[p + 5 + c] + a10 * r1[q + c] + a11 * r1[q + 5 + c]
+                    };
+                    r2 = s(0);
+                    r3 = s(1);
+                    r4 = (r0p[2] + s(2)) * 0.5;
+                    r5 = (r0p[3] + s(3)) * 0.5;
+                    r6 = (r0p[4] + s(4)) * 0.25;
+                } else {
+                    r2 = 0.0;
+                    r3 = 0.0;
+                    r4 = r0p[2];
+                    r5 = r0p[3];
+                    r6 = r0p[4] * 0.5;
+                }
+                r2 = (r0p[0] - r2) * 0.5;
+                r3 = (r0p[1] - r3) * 0.5;
+                r2 += r4 * dy + r6 * dx;
+                r3 += r6 * dy + r5 * dx;
+                if x < 5 || y < 5 || x + 5 >= w || y + 5 >= h {
+                    let mut sc = 1.0;
+                    if x < 5 {
+                        sc *= BORDER[x];
+                    }
+                    if x + 5 >= w {
+                        sc *= BORDER[w - x - 1];
+                    }
+                    if y < 5 {
+                        sc *= BORDER[y];
+                    }
+                    if y + 5 >= h {
+                        sc *= BORDER[h - y - 1];
+                    }
+                    r2 *= sc;
+                    r3 *= sc;
+                    r4 *= sc;
+                    r5 *= sc;
+                    r6 *= sc;
+                }
+                let o = &mut mrow[5 * x..5 * x + 5];
+                o[0] = r4 * r4 + r6 * r6;
+                o[1] = (r4 + r5) * r6;
+                o[2] = r5 * r5 + r6 * r6;
+                o[3] = r4 * r2 + r6 * r3;
+                o[4] = r6 * r2 + r5 * r3;
+            }
+        }
+    }
+}
+
+/// Solves the averaged 2x2 systems (with OpenCV's 1e-3 regulariser of the determinant).
+fn solve_flow(mb: &[f32], flow: &mut [f32]) {
+    for (f, m) in flow.chunks_exact_mut(2).zip(mb.chunks_exact(5)) {
+        let (g11, g12, g22, h1, h2) =
+            (f64::from(m[0]), f64::from(m[1]), f64::from(m[2]), f64::from(m[3]), f64::from(m[4]));
+        let idet = 1.0 / (g11 * g22 - g12 * g12 + 1e-3);
+        f[0] = ((g11 * h2 - g12 * h1) * idet) as f32;
+        f[1] = ((g22 * h1 - g12 * h2) * idet) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polynomial_expansion_recovers_a_quadratic() {
+        // f = 3 + 2x - y + 0.5x² + 0.25y² + 0.1xy around the centre: the expansion returns the
+        // linear and quadratic coefficients exactly in the interior.
+        let (w, h) = (21usize, 21usize);
+        let f = |x: f32, y: f32| 3.0 + 2.0 * x - y + 0.5 * x * x + 0.25 * y * y + 0.1 * x * y;
+        let src: Vec<f32> = (0..w * h).map(|i| f((i % w) as f32 - 10.0, (i / w) as f32 - 10.0)).collect();
+        let (g, xg, xxg, ig) = poly_kernels(5, 1.1);
+        let mut dst = vec![0.0; 5 * w * h];
+        poly_exp(&src, w, h, 5, &g, &xg, &xxg, ig, &mut dst);
+        let c = 5 * (10 * w + 10);
+        let r = &dst[c..c + 5];
+        assert!((r[0] + 1.0).abs() < 1e-3, "{r:?}"); // y
+        assert!((r[1] - 2.0).abs() < 1e-3, "{r:?}"); // x
+        assert!((r[2] - 0.25).abs() < 1e-3, "{r:?}"); // y²
+        assert!((r[3] - 0.5).abs() < 1e-3, "{r:?}"); // x²
+        assert!((r[4] - 0.1).abs() < 1e-3, "{r:?}"); // xy
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        for c in [
+            FarnebackConfig { pyr_scale: 1.0, ..Default::default() },
+            FarnebackConfig { winsize: 4, ..Default::default() },
+            FarnebackConfig { iterations: 0, ..Default::default() },
+            FarnebackConfig { poly_sigma: -1.0, ..Default::default() },
+        ] {
+            assert!(c.build().is_err(), "{c:?}");
+        }
+    }
+}

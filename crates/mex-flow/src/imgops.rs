@@ -1,0 +1,604 @@
+//! Small image kernels shared by the estimators: resizing, blurring, gradients, sampling,
+//! median filtering. Planes are row-major `f32` slices of `w * h` values.
+
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Rows per parallel task for an image of height `h` (`h` itself when running on one thread,
+/// so that the caller can skip rayon entirely).
+pub(crate) fn band_rows(h: usize, w: usize) -> usize {
+    let t = rayon::current_num_threads();
+    if t <= 1 || h * w < 4096 {
+        return h.max(1);
+    }
+    h.div_ceil(t * 2).max(4)
+}
+
+/// Runs `f(y0, band)` over bands of `rows` rows of `data` (width `w`), in parallel when there
+/// is more than one band.
+pub(crate) fn for_bands<F>(data: &mut [f32], w: usize, rows: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    let chunk = (rows * w).max(1);
+    if data.len() <= chunk {
+        f(0, data);
+    } else {
+        data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i * rows, c));
+    }
+}
+
+thread_local! {
+    static RESIZE_TABLE: std::cell::RefCell<Vec<(usize, usize, f32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Bilinear resize with OpenCV's `INTER_LINEAR` pixel-centre convention
+/// (`src = (dst + 0.5) * sw / dw - 0.5`, clamped to the image).
+pub(crate) fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
+    let sx = sw as f32 / dw as f32;
+    let sy = sh as f32 / dh as f32;
+    let rows = band_rows(dh, dw);
+    let table = |t: &mut Vec<(usize, usize, f32)>| {
+        t.clear();
+        t.extend((0..dw).map(|x| {
+            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let ix = (fx as usize).min(sw - 1);
+            (ix, (ix + 1).min(sw - 1), fx - ix as f32)
+        }));
+    };
+    for_bands(dst, dw, rows, |y0, band| {
+        RESIZE_TABLE.with(|cell| {
+            let mut tab = cell.borrow_mut();
+            table(&mut tab);
+            for (ry, row) in band.chunks_mut(dw).enumerate() {
+                let y = y0 + ry;
+                let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (sh - 1) as f32);
+                let iy = (fy as usize).min(sh - 1);
+                let iy1 = (iy + 1).min(sh - 1);
+                let ty = fy - iy as f32;
+                let r0 = &src[iy * sw..iy * sw + sw];
+                let r1 = &src[iy1 * sw..iy1 * sw + sw];
+                for (out, &(ix, ix1, tx)) in row.iter_mut().zip(tab.iter()) {
+                    let a = r0[ix] + tx * (r0[ix1] - r0[ix]);
+                    let b = r1[ix] + tx * (r1[ix1] - r1[ix]);
+                    *out = a + ty * (b - a);
+                }
+            }
+        });
+    });
+}
+
+/// Area (box) downscale by an integer factor 2 with edge replication for odd sizes
+/// (OpenCV's `INTER_AREA` for an exact factor of 2).
+pub(crate) fn downscale2_area(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
+    for y in 0..dh {
+        let y0 = (2 * y).min(sh - 1);
+        let y1 = (2 * y + 1).min(sh - 1);
+        for x in 0..dw {
+            let x0 = (2 * x).min(sw - 1);
+            let x1 = (2 * x + 1).min(sw - 1);
+            dst[y * dw + x] =
+                0.25 * (src[y0 * sw + x0] + src[y0 * sw + x1] + src[y1 * sw + x0] + src[y1 * sw + x1]);
+        }
+    }
+}
+
+/// A normalised 1-D Gaussian kernel of odd size `ksize` (OpenCV's `getGaussianKernel`; with
+/// `sigma <= 0` and `ksize == 3` the fixed `[1/4, 1/2, 1/4]`).
+pub(crate) fn gaussian_kernel(sigma: f64, ksize: usize) -> Vec<f32> {
+    let ksize = ksize.max(1) | 1;
+    if sigma <= 0.0 && ksize == 3 {
+        return vec![0.25, 0.5, 0.25];
+    }
+    let sigma = if sigma > 0.0 { sigma } else { 0.3 * ((ksize as f64 - 1.0) * 0.5 - 1.0) + 0.8 };
+    let r = (ksize / 2) as i64;
+    let mut k: Vec<f64> = (-r..=r).map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f64 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= s);
+    k.into_iter().map(|v| v as f32).collect()
+}
+
+#[inline]
+fn reflect101(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    if n == 1 {
+        return 0;
+    }
+    let mut i = i;
+    loop {
+        if i < 0 {
+            i = -i;
+        } else if i >= n {
+            i = 2 * n - 2 - i;
+        } else {
+            return i as usize;
+        }
+    }
+}
+
+/// Separable convolution with a symmetric kernel, `BORDER_REFLECT_101`. `tmp` and `dst` hold
+/// `w * h` values; `src` and `dst` may not alias.
+pub(crate) fn blur_separable(src: &[f32], w: usize, h: usize, k: &[f32], tmp: &mut [f32], dst: &mut [f32]) {
+    let r = (k.len() / 2) as isize;
+    // horizontal
+    for y in 0..h {
+        let row = &src[y * w..y * w + w];
+        let out = &mut tmp[y * w..y * w + w];
+        for x in 0..w {
+            let mut s = 0.0f32;
+            for (j, &kv) in k.iter().enumerate() {
+                s += kv * row[reflect101(x as isize + j as isize - r, w)];
+            }
+            out[x] = s;
+        }
+    }
+    // vertical
+    for y in 0..h {
+        let out = &mut dst[y * w..y * w + w];
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (j, &kv) in k.iter().enumerate() {
+            let yy = reflect101(y as isize + j as isize - r, h);
+            let row = &tmp[yy * w..yy * w + w];
+            for x in 0..w {
+                out[x] += kv * row[x];
+            }
+        }
+    }
+}
+
+/// Centred differences `(f(x+1) - f(x-1)) / 2`, one-sided half differences at the borders
+/// (as IPOL's and OpenCV's TV-L1).
+pub(crate) fn centered_gradient(src: &[f32], w: usize, h: usize, gx: &mut [f32], gy: &mut [f32]) {
+    for y in 0..h {
+        let ym = y.saturating_sub(1);
+        let yp = (y + 1).min(h - 1);
+        for x in 0..w {
+            let xm = x.saturating_sub(1);
+            let xp = (x + 1).min(w - 1);
+            gx[y * w + x] = 0.5 * (src[y * w + xp] - src[y * w + xm]);
+            gy[y * w + x] = 0.5 * (src[yp * w + x] - src[ym * w + x]);
+        }
+    }
+}
+
+/// Keys cubic convolution weights for the four taps around a fractional offset `t` in [0, 1),
+/// with `a = -0.75` (OpenCV's `INTER_CUBIC`).
+#[inline]
+pub(crate) fn cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.75;
+    let w0 = ((A * (t + 1.0) - 5.0 * A) * (t + 1.0) + 8.0 * A) * (t + 1.0) - 4.0 * A;
+    let w1 = ((A + 2.0) * t - (A + 3.0)) * t * t + 1.0;
+    let w2 = ((A + 2.0) * (1.0 - t) - (A + 3.0)) * (1.0 - t) * (1.0 - t) + 1.0;
+    [w0, w1, w2, 1.0 - w0 - w1 - w2]
+}
+
+/// Bilinear sample at `(x, y)` with clamped (replicated) borders.
+#[inline]
+pub(crate) fn sample_bilinear(src: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let ix = (x as usize).min(w - 1);
+    let iy = (y as usize).min(h - 1);
+    let ix1 = (ix + 1).min(w - 1);
+    let iy1 = (iy + 1).min(h - 1);
+    let tx = x - ix as f32;
+    let ty = y - iy as f32;
+    let a = src[iy * w + ix] + tx * (src[iy * w + ix1] - src[iy * w + ix]);
+    let b = src[iy1 * w + ix] + tx * (src[iy1 * w + ix1] - src[iy1 * w + ix]);
+    a + ty * (b - a)
+}
+
+/// Precomputed bicubic taps for one sampling position (clamped indices and weights), so that
+/// several planes can be sampled at the same position cheaply.
+#[derive(Clone, Copy)]
+pub(crate) struct CubicTaps {
+    xs: [usize; 4],
+    ys: [usize; 4],
+    wx: [f32; 4],
+    wy: [f32; 4],
+}
+
+impl CubicTaps {
+    #[inline]
+    pub(crate) fn new(w: usize, h: usize, x: f32, y: f32) -> Self {
+        // keep the position finite and within a band around the image
+        let x = if x.is_finite() { x.clamp(-2.0, w as f32 + 1.0) } else { 0.0 };
+        let y = if y.is_finite() { y.clamp(-2.0, h as f32 + 1.0) } else { 0.0 };
+        let fx = x.floor();
+        let fy = y.floor();
+        let ix = fx as isize;
+        let iy = fy as isize;
+        let cl = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+        Self {
+            xs: [cl(ix - 1, w), cl(ix, w), cl(ix + 1, w), cl(ix + 2, w)],
+            ys: [cl(iy - 1, h), cl(iy, h), cl(iy + 1, h), cl(iy + 2, h)],
+            wx: cubic_weights(x - fx),
+            wy: cubic_weights(y - fy),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn sample(&self, src: &[f32], w: usize) -> f32 {
+        let mut s = 0.0;
+        for j in 0..4 {
+            let r = self.ys[j] * w;
+            let row = self.wx[0] * src[r + self.xs[0]]
+                + self.wx[1] * src[r + self.xs[1]]
+                + self.wx[2] * src[r + self.xs[2]]
+                + self.wx[3] * src[r + self.xs[3]];
+            s += self.wy[j] * row;
+        }
+        s
+    }
+}
+
+/// Bicubic sample at `(x, y)` with clamped (replicated) borders.
+#[inline]
+pub(crate) fn sample_bicubic(src: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    CubicTaps::new(w, h, x, y).sample(src, w)
+}
+
+/// Whether the CPU has AVX2 (hot loops are compiled twice and dispatched at run time; AVX2
+/// changes only the vector width, never the arithmetic, so results are identical).
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A median network compiled for `k x k` windows: comparator pairs on buffer indices (min to
+/// the first) and the buffer holding the median at the end.
+struct MedianNet {
+    pairs: Vec<(usize, usize)>,
+    out: usize,
+}
+
+/// Batcher's odd-even merge sort on `n = 2^m` slots whose slots `real..n` hold `+inf`;
+/// comparators against known `+inf` slots become renamings, and comparators that cannot
+/// influence the median slot are pruned.
+fn median_net(real: usize) -> MedianNet {
+    let n = real.next_power_of_two();
+    let keep = real / 2;
+    let mut net = Vec::new();
+    let mut p = 1;
+    while p < n {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < n {
+                for i in 0..k.min(n - j - k) {
+                    if (i + j) / (2 * p) == (i + j + k) / (2 * p) {
+                        net.push((i + j, i + j + k));
+                    }
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut inf: Vec<bool> = (0..n).map(|i| i >= real).collect();
+    let mut live = Vec::new();
+    for (a, b) in net {
+        if inf[b] {
+            continue;
+        }
+        if inf[a] {
+            perm.swap(a, b);
+            inf.swap(a, b);
+            continue;
+        }
+        live.push((a, b, perm[a], perm[b]));
+    }
+    let mut needed = vec![false; n];
+    needed[keep] = true;
+    let mut pairs = Vec::new();
+    for &(a, b, pa, pb) in live.iter().rev() {
+        if needed[a] || needed[b] {
+            needed[a] = true;
+            needed[b] = true;
+            pairs.push((pa, pb));
+        }
+    }
+    pairs.reverse();
+    MedianNet { pairs, out: perm[keep] }
+}
+
+fn network(k: usize) -> &'static MedianNet {
+    static N3: OnceLock<MedianNet> = OnceLock::new();
+    static N5: OnceLock<MedianNet> = OnceLock::new();
+    if k == 3 {
+        N3.get_or_init(|| median_net(9))
+    } else {
+        N5.get_or_init(|| median_net(25))
+    }
+}
+
+#[inline(always)]
+fn apply_net_impl(bufs: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
+    for &(a, b) in pairs {
+        let (lo, hi) = if a < b {
+            let (s1, s2) = bufs.split_at_mut(b * w);
+            (&mut s1[a * w..a * w + w], &mut s2[..w])
+        } else {
+            let (s1, s2) = bufs.split_at_mut(a * w);
+            (&mut s2[..w], &mut s1[b * w..b * w + w])
+        };
+        for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
+            let p = *l;
+            let q = *h;
+            *l = if p < q { p } else { q };
+            *h = if p < q { q } else { p };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn apply_net_avx2(bufs: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
+    apply_net_impl(bufs, w, pairs)
+}
+
+fn apply_net(bufs: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        unsafe { apply_net_avx2(bufs, w, pairs) };
+        return;
+    }
+    apply_net_impl(bufs, w, pairs)
+}
+
+thread_local! {
+    static MEDIAN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Median filter of odd size `k` with replicated borders (OpenCV's `medianBlur` on float images
+/// supports 3 and 5; larger sizes use selection). `dst` must not alias `src`.
+///
+/// Sizes 3 and 5 run a pruned sorting network on whole rows (one buffer per window offset), so
+/// that every comparator is a vectorised min / max over a row.
+pub(crate) fn median_filter(src: &[f32], w: usize, h: usize, k: usize, dst: &mut [f32]) {
+    if k <= 1 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let r = (k / 2) as isize;
+    let rows = band_rows(h, w);
+    if k == 3 || k == 5 {
+        let net = network(k);
+        let kk = k * k;
+        for_bands(dst, w, rows, |y0, band| {
+            MEDIAN_SCRATCH.with(|cell| {
+                let mut bufs = cell.borrow_mut();
+                if bufs.len() < kk * w {
+                    bufs.resize(kk * w, 0.0);
+                }
+                let bufs = &mut bufs[..kk * w];
+                for (ry, row) in band.chunks_mut(w).enumerate() {
+                    let y = (y0 + ry) as isize;
+                    let mut idx = 0;
+                    for dy in -r..=r {
+                        let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                        let srow = &src[yy * w..yy * w + w];
+                        for dx in -r..=r {
+                            let b = &mut bufs[idx * w..idx * w + w];
+                            for (x, v) in b.iter_mut().enumerate() {
+                                let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+                                *v = srow[xx];
+                            }
+                            idx += 1;
+                        }
+                    }
+                    apply_net(bufs, w, &net.pairs);
+                    row.copy_from_slice(&bufs[net.out * w..net.out * w + w]);
+                }
+            });
+        });
+    } else {
+        for_bands(dst, w, rows, |y0, band| {
+            let mut buf = vec![0.0f32; k * k];
+            for (ry, row) in band.chunks_mut(w).enumerate() {
+                let y = (y0 + ry) as isize;
+                for (x, out) in row.iter_mut().enumerate() {
+                    let mut idx = 0;
+                    for dy in -r..=r {
+                        let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                        for dx in -r..=r {
+                            let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+                            buf[idx] = src[yy * w + xx];
+                            idx += 1;
+                        }
+                    }
+                    let m = buf.len() / 2;
+                    buf.select_nth_unstable_by(m, f32::total_cmp);
+                    *out = buf[m];
+                }
+            }
+        });
+    }
+}
+
+/// Box filter (mean over a `k x k` window, replicated borders) using running sums in `f64`
+/// (as OpenCV's Farnebäck). `tmp` and `dst` hold `w * h * c` values of `c` interleaved channels;
+/// `acc_buf` is scratch (no allocation once it has the capacity).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn box_filter(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    c: usize,
+    k: usize,
+    tmp: &mut [f32],
+    dst: &mut [f32],
+    acc_buf: &mut Vec<f64>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        unsafe { box_filter_avx2(src, w, h, c, k, tmp, dst, acc_buf) };
+        return;
+    }
+    box_filter_impl(src, w, h, c, k, tmp, dst, acc_buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn box_filter_avx2(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    c: usize,
+    k: usize,
+    tmp: &mut [f32],
+    dst: &mut [f32],
+    acc_buf: &mut Vec<f64>,
+) {
+    box_filter_impl(src, w, h, c, k, tmp, dst, acc_buf)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn box_filter_impl(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    c: usize,
+    k: usize,
+    tmp: &mut [f32],
+    dst: &mut [f32],
+    acc_buf: &mut Vec<f64>,
+) {
+    let r = k / 2;
+    let scale = 1.0 / (k * k) as f64;
+    let wc = w * c;
+    acc_buf.clear();
+    acc_buf.resize(wc + c, 0.0);
+    let (acc, hrow) = acc_buf.split_at_mut(wc);
+    // vertical running sums into tmp
+    for dy in -(r as isize)..=r as isize {
+        let yy = dy.clamp(0, h as isize - 1) as usize;
+        for (a, s) in acc.iter_mut().zip(&src[yy * wc..(yy + 1) * wc]) {
+            *a += f64::from(*s);
+        }
+    }
+    for y in 0..h {
+        for (t, a) in tmp[y * wc..(y + 1) * wc].iter_mut().zip(acc.iter()) {
+            *t = *a as f32;
+        }
+        let out_row = y.saturating_sub(r);
+        let in_row = (y + r + 1).min(h - 1);
+        let (ri, ro) = (&src[in_row * wc..(in_row + 1) * wc], &src[out_row * wc..(out_row + 1) * wc]);
+        for ((a, i), o) in acc.iter_mut().zip(ri).zip(ro) {
+            *a += f64::from(*i) - f64::from(*o);
+        }
+    }
+    // horizontal: running sums along the row, per channel
+    for y in 0..h {
+        let row = &tmp[y * wc..(y + 1) * wc];
+        let out = &mut dst[y * wc..(y + 1) * wc];
+        let s = &mut hrow[..c];
+        for ch in 0..c {
+            // window of x = 0 covers -r..=r (clamped)
+            let mut a = f64::from(row[ch]) * (r + 1) as f64;
+            for x in 1..=r {
+                a += f64::from(row[x.min(w - 1) * c + ch]);
+            }
+            s[ch] = a;
+        }
+        for x in 0..w {
+            let xi = (x + r + 1).min(w - 1) * c;
+            let xo = x.saturating_sub(r) * c;
+            let o = &mut out[x * c..x * c + c];
+            let (ri, ro) = (&row[xi..xi + c], &row[xo..xo + c]);
+            for ch in 0..c {
+                o[ch] = (s[ch] * scale) as f32;
+                s[ch] += f64::from(ri[ch]) - f64::from(ro[ch]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_matches_sort() {
+        let (w, h) = (13, 7);
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect();
+        for k in [3usize, 5, 7] {
+            let mut dst = vec![0.0; w * h];
+            median_filter(&src, w, h, k, &mut dst);
+            let r = (k / 2) as isize;
+            for y in 0..h as isize {
+                for x in 0..w as isize {
+                    let mut v = Vec::new();
+                    for dy in -r..=r {
+                        for dx in -r..=r {
+                            let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                            let xx = (x + dx).clamp(0, w as isize - 1) as usize;
+                            v.push(src[yy * w + xx]);
+                        }
+                    }
+                    v.sort_by(f32::total_cmp);
+                    assert_eq!(dst[y as usize * w + x as usize], v[v.len() / 2], "k={k} at ({x},{y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cubic_weights_interpolate_polynomials() {
+        assert_eq!(cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+        for t in [0.0f32, 0.25, 0.5, 0.9] {
+            let wts = cubic_weights(t);
+            assert!((wts.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            // symmetric: w(t)[k] = w(1 - t)[3 - k]
+            let m = cubic_weights(1.0 - t);
+            for k in 0..4 {
+                assert!((wts[k] - m[3 - k]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn box_filter_of_constant_is_constant() {
+        let src = vec![3.0f32; 10 * 6 * 2];
+        let mut tmp = vec![0.0; src.len()];
+        let mut dst = vec![0.0; src.len()];
+        box_filter(&src, 10, 6, 2, 5, &mut tmp, &mut dst, &mut Vec::new());
+        assert!(dst.iter().all(|v| (v - 3.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn box_filter_matches_direct() {
+        let (w, h, k) = (9usize, 8usize, 5usize);
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 31) % 17) as f32).collect();
+        let mut tmp = vec![0.0; w * h];
+        let mut dst = vec![0.0; w * h];
+        box_filter(&src, w, h, 1, k, &mut tmp, &mut dst, &mut Vec::new());
+        let r = (k / 2) as isize;
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let mut s = 0.0;
+                for dy in -r..=r {
+                    for dx in -r..=r {
+                        let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                        let xx = (x + dx).clamp(0, w as isize - 1) as usize;
+                        s += src[yy * w + xx];
+                    }
+                }
+                assert!((dst[y as usize * w + x as usize] - s / 25.0).abs() < 1e-4);
+            }
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! Dual TV-L1 optical flow (Zach, Pock and Bischof 2007), following the scheme of Sánchez,
+//! Meinhardt-Llopis and Facciolo (IPOL 2013) as OpenCV's `DualTVL1OpticalFlow` implements it:
+//! a pyramid of `nscales` levels (factor `scale_step`), `warps` bicubic warpings per level,
+//! centred image gradients, the pointwise thresholding step, a primal update with the backward
+//! divergence of the dual variable, a dual update with the forward gradient, inner / outer
+//! iterations stopped by `epsilon`, and median filtering of the flow before each outer iteration.
+//!
+//! Implementation notes: `f32` throughout; the thresholding, primal update and stopping error
+//! are fused in one pass and the forward gradient with the dual update in a second; both passes
+//! run over bands of rows with rayon; all buffers live in a reusable workspace.
+
+use crate::error::{invalid, Result};
+use crate::imgops::{self, CubicTaps};
+use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// Dual TV-L1 parameters; `Default` equals OpenCV's `DualTVL1OpticalFlow::create()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TvL1Config {
+    /// Time step of the numerical scheme (stable for `tau <= 0.25`). OpenCV: 0.25.
+    pub tau: f32,
+    /// Weight of the data term (smaller = smoother flow). OpenCV: 0.15.
+    pub lambda: f32,
+    /// Coupling between the primal `u` and the auxiliary `v`. OpenCV: 0.3.
+    pub theta: f32,
+    /// Number of pyramid levels. OpenCV: 5.
+    pub nscales: usize,
+    /// Warpings per level. OpenCV: 5.
+    pub warps: usize,
+    /// Stopping threshold on the RMS change of the flow per iteration. OpenCV: 0.01.
+    pub epsilon: f32,
+    /// Inner iterations (between median filterings). OpenCV: 30.
+    pub inner_iterations: usize,
+    /// Outer iterations per warping. OpenCV: 10.
+    pub outer_iterations: usize,
+    /// Down-scaling factor between levels, in (0, 1). OpenCV: 0.8.
+    pub scale_step: f32,
+    /// Weight of the illumination-change term (0 disables it). OpenCV: 0.
+    pub gamma: f32,
+    /// Median filter size applied to the flow (0 or 1 disables it). OpenCV: 5.
+    pub median_filtering: usize,
+    /// Gaussian presmoothing before each down-scaling (IPOL's `zoom_out`,
+    /// `sigma = 0.6 sqrt(1/s² - 1)`). OpenCV does not presmooth: false.
+    pub presmoothing: bool,
+}
+
+impl Default for TvL1Config {
+    fn default() -> Self {
+        Self {
+            tau: 0.25,
+            lambda: 0.15,
+            theta: 0.3,
+            nscales: 5,
+            warps: 5,
+            epsilon: 0.01,
+            inner_iterations: 30,
+            outer_iterations: 10,
+            scale_step: 0.8,
+            gamma: 0.0,
+            median_filtering: 5,
+            presmoothing: false,
+        }
+    }
+}
+
+impl TvL1Config {
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |name: &'static str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(name, v, "must be finite and > 0"))
+            }
+        };
+        pos("tau", self.tau)?;
+        pos("lambda", self.lambda)?;
+        pos("theta", self.theta)?;
+        pos("epsilon", self.epsilon)?;
+        if self.tau > 0.25 {
+            return Err(invalid("tau", self.tau, "the scheme is stable only for tau <= 0.25"));
+        }
+        if !(self.scale_step > 0.0 && self.scale_step < 1.0) {
+            return Err(invalid("scale_step", self.scale_step, "must be in (0, 1)"));
+        }
+        if !(self.gamma.is_finite() && self.gamma >= 0.0) {
+            return Err(invalid("gamma", self.gamma, "must be finite and >= 0"));
+        }
+        for (name, v) in [
+            ("nscales", self.nscales),
+            ("warps", self.warps),
+            ("inner_iterations", self.inner_iterations),
+            ("outer_iterations", self.outer_iterations),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, v, "must be >= 1"));
+            }
+        }
+        if self.median_filtering > 1 && self.median_filtering % 2 == 0 {
+            return Err(invalid(
+                "median_filtering",
+                self.median_filtering,
+                "must be odd (or 0/1 to disable)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates and builds the estimator.
+    pub fn build(&self) -> Result<TvL1> {
+        self.validate()?;
+        Ok(TvL1 { cfg: self.clone(), ws: Mutex::new(Workspace::default()) })
+    }
+}
+
+/// The Dual TV-L1 estimator (see the module docs). Build it with [`TvL1Config::build`].
+#[derive(Debug)]
+pub struct TvL1 {
+    cfg: TvL1Config,
+    ws: Mutex<Workspace>,
+}
+
+impl TvL1 {
+    /// The configuration.
+    pub fn config(&self) -> &TvL1Config {
+        &self.cfg
+    }
+}
+
+/// Smallest side of the finest level.
+const MIN_SIZE: usize = 16;
+
+#[derive(Debug, Default)]
+struct Workspace {
+    sizes: Vec<(usize, usize)>,
+    i0: Vec<Vec<f32>>,
+    i1: Vec<Vec<f32>>,
+    u1: Vec<Vec<f32>>,
+    u2: Vec<Vec<f32>>,
+    // scratch sized for the finest level
+    i1x: Vec<f32>,
+    i1y: Vec<f32>,
+    /// Interleaved per pixel: warped I1x, I1y, |∇I1w|² (+γ²), rho_c.
+    data: Vec<f32>,
+    u3: Vec<f32>,
+    /// Interleaved per pixel: p11, p12, p21, p22.
+    p: Vec<f32>,
+    /// Interleaved per pixel: p31, p32.
+    p3: Vec<f32>,
+    med: Vec<f32>,
+    tmp: Vec<f32>,
+    err: Vec<f32>,
+}
+
+impl Workspace {
+    fn prepare(&mut self, w: usize, h: usize, cfg: &TvL1Config) {
+        let mut sizes = vec![(w, h)];
+        for _ in 1..cfg.nscales {
+            let (pw, ph) = sizes[sizes.len() - 1];
+            let nw = (pw as f32 * cfg.scale_step).round() as usize;
+            let nh = (ph as f32 * cfg.scale_step).round() as usize;
+            if nw < MIN_SIZE || nh < MIN_SIZE {
+                break;
+            }
+            sizes.push((nw, nh));
+        }
+        let fit = |v: &mut Vec<Vec<f32>>| {
+            v.resize_with(sizes.len(), Vec::new);
+            for (b, &(sw, sh)) in v.iter_mut().zip(&sizes) {
+                b.resize(sw * sh, 0.0);
+            }
+        };
+        fit(&mut self.i0);
+        fit(&mut self.i1);
+        fit(&mut self.u1);
+        fit(&mut self.u2);
+        let n = w * h;
+        for b in [&mut self.i1x, &mut self.i1y, &mut self.u3, &mut self.med, &mut self.tmp] {
+            b.resize(n, 0.0);
+        }
+        self.data.resize(4 * n, 0.0);
+        self.p.resize(4 * n, 0.0);
+        self.p3.resize(2 * n, 0.0);
+        self.err.resize(h, 0.0);
+        self.sizes = sizes;
+    }
+}
+
+impl FlowEstimator for TvL1 {
+    fn name(&self) -> &'static str {
+        "tvl1"
+    }
+
+    fn estimate_into(&self, frame0: &GrayF32, frame1: &GrayF32, out: &mut FlowField) -> Result<()> {
+        validate_pair(frame0, frame1, MIN_SIZE, "tvl1")?;
+        let (w, h) = (frame0.width() as usize, frame0.height() as usize);
+        with_workspace(&self.ws, |ws| {
+            run(&self.cfg, frame0.as_raw(), frame1.as_raw(), w, h, ws);
+            if out.size() != (w, h) {
+                out.reset(w, h);
+            }
+            let (ou, ov) = out.planes_mut();
+            ou.copy_from_slice(&ws.u1[0]);
+            ov.copy_from_slice(&ws.u2[0]);
+        });
+        Ok(())
+    }
+}
+
+fn run(cfg: &TvL1Config, a: &[f32], b: &[f32], w: usize, h: usize, ws: &mut Workspace) {
+    ws.prepare(w, h, cfg);
+    ws.i0[0].copy_from_slice(a);
+    ws.i1[0].copy_from_slice(b);
+    let ns = ws.sizes.len();
+    let sigma = 0.6 * ((1.0 / (cfg.scale_step * cfg.scale_step) - 1.0).max(0.0)).sqrt();
+    let kernel = imgops::gaussian_kernel(f64::from(sigma), 2 * (3.0 * sigma).ceil() as usize + 1);
+    for s in 1..ns {
+        let (pw, ph) = ws.sizes[s - 1];
+        let (sw, sh) = ws.sizes[s];
+        for which in 0..2 {
+            let pyr = if which == 0 { &mut ws.i0 } else { &mut ws.i1 };
+            let (prev, cur) = pyr.split_at_mut(s);
+            let src = &prev[s - 1];
+            if cfg.presmoothing {
+                let np = pw * ph;
+                imgops::blur_separable(src, pw, ph, &kernel, &mut ws.tmp[..np], &mut ws.med[..np]);
+                imgops::resize_bilinear(&ws.med[..np], pw, ph, &mut cur[0], sw, sh);
+            } else {
+                imgops::resize_bilinear(src, pw, ph, &mut cur[0], sw, sh);
+            }
+        }
+    }
+    ws.u1[ns - 1].iter_mut().for_each(|v| *v = 0.0);
+    ws.u2[ns - 1].iter_mut().for_each(|v| *v = 0.0);
+    for s in (0..ns).rev() {
+        one_scale(cfg, s, ws);
+        if s == 0 {
+            break;
+        }
+        let (sw, sh) = ws.sizes[s];
+        let (tw, th) = ws.sizes[s - 1];
+        let k = 1.0 / cfg.scale_step;
+        for which in 0..2 {
+            let pyr = if which == 0 { &mut ws.u1 } else { &mut ws.u2 };
+            let (lo, hi) = pyr.split_at_mut(s);
+            imgops::resize_bilinear(&hi[0], sw, sh, &mut lo[s - 1], tw, th);
+            lo[s - 1].iter_mut().for_each(|v| *v *= k);
+        }
+    }
+}
+
+#[inline(always)]
+fn fmin(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Immutable inputs of the fused primal pass. Row-planar layouts: row `y` of `data` holds the
+/// four blocks `[I1wx | I1wy | grad | rho_c]` of `w` values, row `y` of `p` the blocks
+/// `[p11 | p12 | p21 | p22]`, row `y` of `p3` the blocks `[p31 | p32]`.
+struct PrimalCtx<'a> {
+    w: usize,
+    data: &'a [f32],
+    p: &'a [f32],
+    p3: &'a [f32],
+    zeros: &'a [f32],
+    lt: f32,
+    theta: f32,
+    gamma: f32,
+}
+
+impl PrimalCtx<'_> {
+    /// Thresholding, divergence and primal update over rows `y0..`, returning per-row errors.
+    /// `sq` is a scratch row of `w` values.
+    fn band(
+        &self,
+        y0: usize,
+        u1: &mut [f32],
+        u2: &mut [f32],
+        u3: &mut [f32],
+        err: &mut [f32],
+        sq: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if imgops::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time).
+            unsafe { self.band_avx2(y0, u1, u2, u3, err, sq) };
+            return;
+        }
+        self.band_impl(y0, u1, u2, u3, err, sq)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn band_avx2(
+        &self,
+        y0: usize,
+        u1: &mut [f32],
+        u2: &mut [f32],
+        u3: &mut [f32],
+        err: &mut [f32],
+        sq: &mut [f32],
+    ) {
+        self.band_impl(y0, u1, u2, u3, err, sq)
+    }
+
+    #[inline(always)]
+    fn band_impl(
+        &self,
+        y0: usize,
+        u1: &mut [f32],
+        u2: &mut [f32],
+        u3: &mut [f32],
+        err: &mut [f32],
+        sq: &mut [f32],
+    ) {
+        let w = self.w;
+        for (r, e) in err.iter_mut().enumerate() {
+            let y = y0 + r;
+            let prow = &self.p[4 * y * w..4 * (y + 1) * w];
+            let pup = if y > 0 { &self.p[4 * (y - 1) * w..4 * y * w] } else { &self.zeros[..4 * w] };
+            let drow = &self.data[4 * y * w..4 * (y + 1) * w];
+            let u1r = &mut u1[r * w..(r + 1) * w];
+            let u2r = &mut u2[r * w..(r + 1) * w];
+            let sq = &mut sq[..w];
+            let p11 = &prow[..w];
+            let p12 = &prow[w..2 * w];
+            let p21 = &prow[2 * w..3 * w];
+            let p22 = &prow[3 * w..4 * w];
+            let p12u = &pup[w..2 * w];
+            let p22u = &pup[3 * w..4 * w];
+            let ixr = &drow[..w];
+            let iyr = &drow[w..2 * w];
+            let gr = &drow[2 * w..3 * w];
+            let rhor = &drow[3 * w..4 * w];
+            let (lt, theta) = (self.lt, self.theta);
+            if self.gamma > 0.0 {
+                // rare path: illumination term, scalar code
+                for x in 0..w {
+                    let i = y * w + x;
+                    let p3row = &self.p3[2 * y * w..2 * (y + 1) * w];
+                    let lp = if x > 0 { p3row[x - 1] } else { 0.0 };
+                    let up = if y > 0 { self.p3[2 * (y - 1) * w + w + x] } else { 0.0 };
+                    let div3 = p3row[x] - lp + p3row[w + x] - up;
+                    let uo3 = u3[r * w + x];
+                    let (ix, iy) = (ixr[x], iyr[x]);
+                    let (uo1, uo2) = (u1r[x], u2r[x]);
+                    let rho = rhor[x] + ix * uo1 + iy * uo2 + self.gamma * uo3;
+                    let coef = fmax(fmin(-rho / fmax(gr[x], 1e-30), lt), -lt);
+                    let l11 = if x > 0 { p11[x - 1] } else { 0.0 };
+                    let l21 = if x > 0 { p21[x - 1] } else { 0.0 };
+                    let n1 = uo1 + coef * ix + theta * (p11[x] - l11 + p12[x] - p12u[x]);
+                    let n2 = uo2 + coef * iy + theta * (p21[x] - l21 + p22[x] - p22u[x]);
+                    let n3 = uo3 + coef * self.gamma + theta * div3;
+                    u1r[x] = n1;
+                    u2r[x] = n2;
+                    u3[r * w + x] = n3;
+                    let _ = i;
+                    sq[x] = (n1 - uo1).powi(2) + (n2 - uo2).powi(2) + (n3 - uo3).powi(2);
+                }
+            } else {
+                let c = primal_cell(
+                    p11[0] + p12[0] - p12u[0],
+                    p21[0] + p22[0] - p22u[0],
+                    ixr[0],
+                    iyr[0],
+                    gr[0],
+                    rhor[0],
+                    u1r[0],
+                    u2r[0],
+                    lt,
+                    theta,
+                );
+                (u1r[0], u2r[0], sq[0]) = c;
+                for x in 1..w {
+                    let c = primal_cell(
+                        p11[x] - p11[x - 1] + p12[x] - p12u[x],
+                        p21[x] - p21[x - 1] + p22[x] - p22u[x],
+                        ixr[x],
+                        iyr[x],
+                        gr[x],
+                        rhor[x],
+                        u1r[x],
+                        u2r[x],
+                        lt,
+                        theta,
+                    );
+                    (u1r[x], u2r[x], sq[x]) = c;
+                }
+            }
+            *e = sum_f32(sq);
+        }
+    }
+}
+
+/// One pixel of the fused step: thresholding `v = u + clamp(-rho/|∇I|², -λθ, λθ) ∇I`, then
+/// `u' = v + θ div p`; returns `(u1', u2', |u' - u|²)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn primal_cell(
+    div1: f32,
+    div2: f32,
+    ix: f32,
+    iy: f32,
+    g: f32,
+    rho_c: f32,
+    uo1: f32,
+    uo2: f32,
+    lt: f32,
+    theta: f32,
+) -> (f32, f32, f32) {
+    let rho = rho_c + ix * uo1 + iy * uo2;
+    let coef = fmax(fmin(-rho / fmax(g, 1e-30), lt), -lt);
+    let n1 = uo1 + coef * ix + theta * div1;
+    let n2 = uo2 + coef * iy + theta * div2;
+    (n1, n2, (n1 - uo1) * (n1 - uo1) + (n2 - uo2) * (n2 - uo2))
+}
+
+/// Sum with eight independent accumulators (vectorisable, deterministic).
+fn sum_f32(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let mut s: f32 = chunks.remainder().iter().sum();
+    s += acc.iter().sum::<f32>();
+    s
+}
+
+/// Immutable inputs of the dual pass.
+struct DualCtx<'a> {
+    w: usize,
+    h: usize,
+    u1: &'a [f32],
+    u2: &'a [f32],
+    u3: &'a [f32],
+    zeros: &'a [f32],
+    taut: f32,
+    use_gamma: bool,
+}
+
+impl DualCtx<'_> {
+    fn band(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if imgops::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time).
+            unsafe { self.band_avx2(y0, p, p3) };
+            return;
+        }
+        self.band_impl(y0, p, p3)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn band_avx2(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
+        self.band_impl(y0, p, p3)
+    }
+
+    #[inline(always)]
+    fn band_impl(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
+        let (w, h) = (self.w, self.h);
+        let rows = p.len() / (4 * w);
+        let taut = self.taut;
+        for r in 0..rows {
+            let y = y0 + r;
+            let last_row = y + 1 >= h;
+            let u1r = &self.u1[y * w..(y + 1) * w];
+            let u2r = &self.u2[y * w..(y + 1) * w];
+            // the forward difference below the last row is zero: use the row itself
+            let u1d = if last_row { u1r } else { &self.u1[(y + 1) * w..(y + 2) * w] };
+            let u2d = if last_row { u2r } else { &self.u2[(y + 1) * w..(y + 2) * w] };
+            let prow = &mut p[4 * r * w..4 * (r + 1) * w];
+            let (p11, rest) = prow.split_at_mut(w);
+            let (p12, rest) = rest.split_at_mut(w);
+            let (p21, p22) = rest.split_at_mut(w);
+            let (u1r, u2r, u1d, u2d) = (&u1r[..w], &u2r[..w], &u1d[..w], &u2d[..w]);
+            let (p11, p12, p21, p22) = (&mut p11[..w], &mut p12[..w], &mut p21[..w], &mut p22[..w]);
+            for x in 0..w {
+                let (u1x, u2x) =
+                    if x + 1 < w { (u1r[x + 1] - u1r[x], u2r[x + 1] - u2r[x]) } else { (0.0, 0.0) };
+                let u1y = u1d[x] - u1r[x];
+                let u2y = u2d[x] - u2r[x];
+                let k1 = 1.0 / (1.0 + taut * (u1x * u1x + u1y * u1y).sqrt());
+                let k2 = 1.0 / (1.0 + taut * (u2x * u2x + u2y * u2y).sqrt());
+                p11[x] = (p11[x] + taut * u1x) * k1;
+                p12[x] = (p12[x] + taut * u1y) * k1;
+                p21[x] = (p21[x] + taut * u2x) * k2;
+                p22[x] = (p22[x] + taut * u2y) * k2;
+            }
+            if self.use_gamma {
+                let u3r = &self.u3[y * w..(y + 1) * w];
+                let u3d = if last_row { u3r } else { &self.u3[(y + 1) * w..(y + 2) * w] };
+                let prow3 = &mut p3[2 * r * w..2 * (r + 1) * w];
+                let (p31, p32) = prow3.split_at_mut(w);
+                for x in 0..w {
+                    let u3x = if x + 1 < w { u3r[x + 1] - u3r[x] } else { 0.0 };
+                    let u3y = u3d[x] - u3r[x];
+                    let k3 = 1.0 / (1.0 + taut * (u3x * u3x + u3y * u3y).sqrt());
+                    p31[x] = (p31[x] + taut * u3x) * k3;
+                    p32[x] = (p32[x] + taut * u3y) * k3;
+                }
+            }
+            let _ = self.zeros;
+        }
+    }
+}
+
+fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
+    let (w, h) = ws.sizes[s];
+    let n = w * h;
+    let rows = imgops::band_rows(h, w);
+    let use_gamma = cfg.gamma > 0.0;
+    let i0 = &ws.i0[s];
+    let i1 = &ws.i1[s];
+    let u1 = &mut ws.u1[s];
+    let u2 = &mut ws.u2[s];
+    let i1x = &mut ws.i1x[..n];
+    let i1y = &mut ws.i1y[..n];
+    imgops::centered_gradient(i1, w, h, i1x, i1y);
+    let data = &mut ws.data[..4 * n];
+    let p = &mut ws.p[..4 * n];
+    let p3 = &mut ws.p3[..2 * n];
+    let u3 = &mut ws.u3[..n];
+    let med = &mut ws.med[..n];
+    let err = &mut ws.err[..h];
+    let (zeros, sq) = ws.tmp.split_at_mut(4 * w);
+    zeros.iter_mut().for_each(|v| *v = 0.0);
+    let zeros = &*zeros;
+    p.iter_mut().for_each(|v| *v = 0.0);
+    p3.iter_mut().for_each(|v| *v = 0.0);
+    u3.iter_mut().for_each(|v| *v = 0.0);
+    let lt = cfg.lambda * cfg.theta;
+    let taut = cfg.tau / cfg.theta;
+    let g2 = cfg.gamma * cfg.gamma;
+    let scaled_eps = cfg.epsilon * cfg.epsilon * n as f32;
+    let (i1x, i1y) = (&*i1x, &*i1y);
+    for _warp in 0..cfg.warps {
+        // warp I1 and its gradient with the current flow; data-term constants
+        {
+            let (u1r, u2r) = (&*u1, &*u2);
+            let fill = |y0: usize, band: &mut [f32]| {
+                for (r, row) in band.chunks_mut(4 * w).enumerate() {
+                    let y = y0 + r;
+                    for x in 0..w {
+                        let i = y * w + x;
+                        let taps = CubicTaps::new(w, h, x as f32 + u1r[i], y as f32 + u2r[i]);
+                        let iw = taps.sample(i1, w);
+                        let ix = taps.sample(i1x, w);
+                        let iy = taps.sample(i1y, w);
+                        row[x] = ix;
+                        row[w + x] = iy;
+                        row[2 * w + x] = ix * ix + iy * iy + g2;
+                        row[3 * w + x] = iw - ix * u1r[i] - iy * u2r[i] - i0[i];
+                    }
+                }
+            };
+            let chunk = 4 * w * rows;
+            if data.len() <= chunk {
+                fill(0, data);
+            } else {
+                data.par_chunks_mut(chunk).enumerate().for_each(|(k, c)| fill(k * rows, c));
+            }
+        }
+        let mut error = f32::MAX;
+        let mut n_outer = 0;
+        while error > scaled_eps && n_outer < cfg.outer_iterations {
+            if cfg.median_filtering > 1 {
+                imgops::median_filter(u1, w, h, cfg.median_filtering, med);
+                u1.copy_from_slice(med);
+                imgops::median_filter(u2, w, h, cfg.median_filtering, med);
+                u2.copy_from_slice(med);
+            }
+            let mut n_inner = 0;
+            while error > scaled_eps && n_inner < cfg.inner_iterations {
+                let pc = PrimalCtx { w, data, p, p3, zeros, lt, theta: cfg.theta, gamma: cfg.gamma };
+                let chunk = rows * w;
+                if n <= chunk {
+                    pc.band(0, u1, u2, u3, err, sq);
+                } else {
+                    u1.par_chunks_mut(chunk)
+                        .zip(u2.par_chunks_mut(chunk))
+                        .zip(u3.par_chunks_mut(chunk))
+                        .zip(err.par_chunks_mut(rows))
+                        .zip(sq.par_chunks_mut(w))
+                        .enumerate()
+                        .for_each(|(k, ((((a, b), c), e), q))| pc.band(k * rows, a, b, c, e, q));
+                }
+                error = err.iter().sum();
+                let dc = DualCtx { w, h, u1, u2, u3, zeros, taut, use_gamma };
+                if n <= chunk {
+                    dc.band(0, p, p3);
+                } else {
+                    p.par_chunks_mut(4 * chunk)
+                        .zip(p3.par_chunks_mut(2 * chunk))
+                        .enumerate()
+                        .for_each(|(k, (a, b))| dc.band(k * rows, a, b));
+                }
+                n_inner += 1;
+            }
+            n_outer += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_opencv() {
+        let c = TvL1Config::default();
+        assert_eq!((c.tau, c.lambda, c.theta), (0.25, 0.15, 0.3));
+        assert_eq!((c.nscales, c.warps, c.inner_iterations, c.outer_iterations), (5, 5, 30, 10));
+        assert_eq!((c.epsilon, c.scale_step, c.gamma, c.median_filtering), (0.01, 0.8, 0.0, 5));
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        for c in [
+            TvL1Config { tau: 0.3, ..Default::default() },
+            TvL1Config { lambda: 0.0, ..Default::default() },
+            TvL1Config { scale_step: 1.0, ..Default::default() },
+            TvL1Config { nscales: 0, ..Default::default() },
+            TvL1Config { median_filtering: 4, ..Default::default() },
+            TvL1Config { gamma: f32::NAN, ..Default::default() },
+        ] {
+            assert!(c.build().is_err(), "{c:?}");
+        }
+    }
+}
