@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""PyTorch reference for mex-classify's STSTNet (christy1206/STSTNet main.py, same module).
+
+Modes:
+  fixture  --out DIR           random weights + inputs -> eval/train logits, gradients and BN
+                               running statistics, written as safetensors fixtures (no data needed).
+  logits   --data DIR --out F  released weights on the 442 released inputs -> per-sample logits
+                               (CSV subject,file,label,l0,l1,l2), UF1/UAR printed.
+  bench    --data DIR          inference (batch 442) and training-step (batch 256) timings with
+                               1 and 2 threads; one epoch of one fold (reference recipe).
+"""
+import argparse, json, os, sys, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class STSTNet(nn.Module):
+    # Identical to christy1206/STSTNet main.py (padding argument added for the paper variant).
+    def __init__(self, in_channels=3, out_channels=3, padding=2, p=0.5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels=3, kernel_size=3, padding=padding)
+        self.conv2 = nn.Conv2d(in_channels, out_channels=5, kernel_size=3, padding=padding)
+        self.conv3 = nn.Conv2d(in_channels, out_channels=8, kernel_size=3, padding=padding)
+        self.relu = nn.ReLU()
+        self.bn1 = nn.BatchNorm2d(3)
+        self.bn2 = nn.BatchNorm2d(5)
+        self.bn3 = nn.BatchNorm2d(8)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
+        self.avgpool = nn.AvgPool2d(kernel_size=2, stride=2, padding=0)
+        self.dropout = nn.Dropout(p=p)
+        self.fc = nn.Linear(in_features=5 * 5 * 16, out_features=out_channels)
+
+    def forward(self, x):
+        outs = []
+        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
+            y = self.dropout(self.maxpool(bn(self.relu(conv(x)))))
+            outs.append(y)
+        x = self.avgpool(torch.cat(outs, 1))
+        return self.fc(x.reshape(x.size(0), -1))  # main.py: view (same values)
+
+
+def load_inputs(data):
+    import cv2
+    root = os.path.join(data, "inputs") if os.path.isdir(os.path.join(data, "inputs")) else data
+    rows = []
+    for sub in sorted(os.listdir(root)):
+        t = os.path.join(root, sub, "u_test")
+        if not os.path.isdir(t):
+            continue
+        for lab in sorted(os.listdir(t)):
+            for f in sorted(os.listdir(os.path.join(t, lab))):
+                if f.endswith(".png"):
+                    img = cv2.imread(os.path.join(t, lab, f))  # BGR uint8
+                    rows.append((sub, f[:-4].rstrip(), int(lab), np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1))))
+    return rows
+
+
+def load_weights(model, path):
+    from safetensors.torch import load_file
+    model.load_state_dict(load_file(path))
+
+
+def uf1_uar(gt, pred, k=3):
+    f1s, ars = [], []
+    gt, pred = np.asarray(gt), np.asarray(pred)
+    for c in range(k):
+        tp = int(((gt == c) & (pred == c)).sum()); fp = int(((gt != c) & (pred == c)).sum())
+        fn = int(((gt == c) & (pred != c)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn)); ars.append(tp / int((gt == c).sum()))
+    return float(np.mean(f1s)), float(np.mean(ars))
+
+
+def mode_fixture(out):
+    from safetensors.torch import save_file
+    torch.manual_seed(7)
+    m = STSTNet(p=0.0)  # dropout off so that train-mode outputs are deterministic
+    with torch.no_grad():  # non-trivial BN state
+        for bn in (m.bn1, m.bn2, m.bn3):
+            bn.weight.uniform_(0.5, 1.5); bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(0, 50); bn.running_var.uniform_(50, 500)
+    sd = {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
+    save_file(sd, os.path.join(out, "ststnet_random_weights.safetensors"))
+    x = (torch.rand(6, 3, 28, 28) * 255).floor()
+    y = torch.tensor([0, 1, 2, 0, 2, 1])
+    m.eval()
+    logits_eval = m(x).detach()
+    m.train()
+    logits_train = m(x)
+    loss = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]))(logits_train, y)
+    loss.backward()
+    io = {"input": x, "labels": y.to(torch.int64), "logits_eval": logits_eval,
+          "logits_train": logits_train.detach(), "loss_weighted": loss.detach().reshape(1)}
+    for k, p in m.named_parameters():
+        io["grad." + k] = p.grad.detach().clone()
+    for k, v in m.state_dict().items():
+        if "running" in k:
+            io["after." + k] = v.detach().clone()
+    # the paper variant (padding 1), eval mode, same weights
+    m1 = STSTNet(padding=1, p=0.0); m1.load_state_dict(sd); m1.eval()
+    io["logits_eval_pad1"] = m1(x).detach()
+    save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(out, "ststnet_random_io.safetensors"))
+    print("wrote fixtures to", out)
+
+
+def mode_logits(data, out):
+    rows = load_inputs(data)
+    lines, gt, pred = [], [], []
+    for sub in sorted({r[0] for r in rows}):
+        rs = [r for r in rows if r[0] == sub]
+        m = STSTNet(); load_weights(m, os.path.join(data, "weights", sub + ".safetensors")); m.eval()
+        with torch.no_grad():
+            lg = m(torch.from_numpy(np.stack([r[3] for r in rs]))).numpy()
+        for r, l in zip(rs, lg):
+            lines.append(f"{r[0]},{r[1]},{r[2]},{l[0]:.6f},{l[1]:.6f},{l[2]:.6f}")
+            gt.append(r[2]); pred.append(int(np.argmax(l)))
+    with open(out, "w") as f:
+        f.write("subject,file,label,l0,l1,l2\n" + "\n".join(lines) + "\n")
+    u, a = uf1_uar(gt, pred)
+    print(json.dumps({"n": len(gt), "uf1": u, "uar": a}))
+
+
+def mode_bench(data, reps):
+    rows = load_inputs(data)
+    x_all = torch.from_numpy(np.stack([r[3] for r in rows]))
+    y_all = torch.tensor([r[2] for r in rows])
+    res = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        m = STSTNet(); m.eval()
+        with torch.no_grad():
+            for _ in range(3):
+                m(x_all)
+            t = time.perf_counter()
+            for _ in range(reps):
+                m(x_all)
+            dt = (time.perf_counter() - t) / reps
+        res[f"infer_442_t{threads}_ms"] = dt * 1e3
+        res[f"infer_442_t{threads}_samples_per_s"] = 442 / dt
+        m.train(); opt = torch.optim.Adam(m.parameters(), lr=5e-5); lf = nn.CrossEntropyLoss()
+        xb, yb = x_all[:256], y_all[:256]
+        for _ in range(3):
+            opt.zero_grad(); lf(m(xb), yb).backward(); opt.step()
+        t = time.perf_counter()
+        for _ in range(reps):
+            opt.zero_grad(); lf(m(xb), yb).backward(); opt.step()
+        dt = (time.perf_counter() - t) / reps
+        res[f"train_step_256_t{threads}_ms"] = dt * 1e3
+        res[f"train_step_256_t{threads}_samples_per_s"] = 256 / dt
+        # one epoch of one fold (fold sub01: the other 67 subjects' samples, batches of 256)
+        keep = [i for i, r in enumerate(rows) if r[0] != "sub01"]
+        xt, yt = x_all[keep], y_all[keep]
+        t = time.perf_counter()
+        for _ in range(reps):
+            for s in range(0, len(keep), 256):
+                opt.zero_grad(); lf(m(xt[s:s + 256]), yt[s:s + 256]).backward(); opt.step()
+        res[f"epoch_fold_t{threads}_ms"] = (time.perf_counter() - t) / reps * 1e3
+    res["torch"] = torch.__version__
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["fixture", "logits", "bench"])
+    ap.add_argument("--data", default=os.environ.get("MEX_TEST_DATA", "../shared/data") + "/ststnet-composite")
+    ap.add_argument("--out", default="crates/mex-classify/tests/fixtures")
+    ap.add_argument("--reps", type=int, default=20)
+    a = ap.parse_args()
+    if a.mode == "fixture":
+        mode_fixture(a.out)
+    elif a.mode == "logits":
+        mode_logits(a.data, a.out)
+    else:
+        mode_bench(a.data, a.reps)
