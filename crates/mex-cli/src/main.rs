@@ -27,6 +27,15 @@ enum Command {
     Align(cmd::align::AlignArgs),
     /// Reproduce published results (STSTNet on the MEGC2019 composite set).
     Reproduce(cmd::reproduce::ReproduceArgs),
+    /// Degradation curves of an experiment under lighting, noise, blur, JPEG, rotation, scale and
+    /// frame-rate perturbations of the test clips.
+    Robustness(cmd::robustness::RobustnessArgs),
+    /// Analyse one's own clip: faces, landmarks, motion, spotted intervals (and classes).
+    Analyze(cmd::analyze::AnalyzeArgs),
+    /// The whole chain on a synthetic micro-expression: face, alignment, spotting, flow, class.
+    Demo(cmd::demo::DemoArgs),
+    /// Run an experiment (dataset x protocol x pipeline variants) and write its report.
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() {
@@ -37,6 +46,10 @@ fn main() {
         Command::Spot(a) => cmd::spot::run(a),
         Command::Align(a) => cmd::align::run(a),
         Command::Reproduce(a) => cmd::reproduce::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Analyze(a) => cmd::analyze::run(a),
+        Command::Robustness(a) => cmd::robustness::run(a),
     };
     if let Err(e) = result {
         eprintln!("mex: error: {e:#}");
