@@ -138,7 +138,7 @@ fn train_classifier(
     let ds = SynthDataset::generate(&SynthDatasetConfig {
         synth,
         n_subjects: 6,
-        clips_per_class: [4, 4, 4],
+        clips_per_class: [3, 3, 3],
         pseudo_datasets: 1,
         amplitude_px: (0.8, 2.5),
         blink_probability: 0.2,
@@ -194,7 +194,7 @@ pub fn comparison_config(seed: u64) -> ExperimentConfig {
         flow,
         input: StstnetInputConfig::default(),
         model: ModelConfig::Ststnet(Default::default()),
-        train: TrainConfig { lr: 5e-3, epochs: 40, batch_size: 16, shuffle: true, ..TrainConfig::default() },
+        train: TrainConfig { lr: 5e-3, epochs: 30, batch_size: 32, shuffle: true, ..TrainConfig::default() },
     };
     ExperimentConfig {
         name: "demo-flow-comparison".into(),

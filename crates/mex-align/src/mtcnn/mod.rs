@@ -3,6 +3,7 @@
 //! per-scale and cross-scale NMS, box regression, squaring (`rerec`), padding, 24x24 and 48x48 crops,
 //! thresholds and the final `Min` NMS. The weights are facenet-pytorch's (MIT), vendored in the crate.
 
+mod direct;
 mod nets;
 pub(crate) mod ops;
 
@@ -12,10 +13,11 @@ use mex_core::{BBox, LandmarkScheme, Landmarks, Point2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use nets::Act;
+use direct::PnetScratch;
 pub use nets::{ONet, PNet, RNet};
 use ops::{
     area_resize_plane, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec, Cand,
+    ResizeScratch,
 };
 
 use crate::{Error, Face, FaceDetector, Result};
@@ -123,7 +125,7 @@ impl Image3 {
         win: (usize, usize, usize, usize),
         dst: &mut [f32],
         (ow, oh): (usize, usize),
-        tmp: &mut Vec<f32>,
+        tmp: &mut ResizeScratch,
     ) {
         let plane = self.w * self.h;
         for c in 0..3 {
@@ -209,18 +211,21 @@ impl Mtcnn {
         let thresh = self.config.thresholds[0];
         let per_scale: Vec<Result<Vec<Cand>>> = scales
             .par_iter()
-            .map(|&scale| {
-                let hs = (im.h as f64 * scale + 1.0) as usize;
-                let ws = (im.w as f64 * scale + 1.0) as usize;
-                let mut buf = vec![0.0f32; 3 * hs * ws];
-                let mut tmp = Vec::new();
-                im.resample_into((0, 0, im.w, im.h), &mut buf, (ws, hs), &mut tmp);
-                let (reg, probs, oh, ow) = self.pnet.run(&Act { data: buf, c: 3, n: 1, h: hs, w: ws })?;
-                let mut cands = Vec::new();
-                generate_bounding_box(&reg, &probs, (ow, oh), scale, thresh, &mut cands);
-                let pick = nms_torchvision(&cands, 0.5);
-                Ok(pick.into_iter().map(|i| cands[i]).collect())
-            })
+            .map_init(
+                || (Vec::new(), ResizeScratch::default(), PnetScratch::default()),
+                |(buf, tmp, scratch), &scale| {
+                    let hs = (im.h as f64 * scale + 1.0) as usize;
+                    let ws = (im.w as f64 * scale + 1.0) as usize;
+                    buf.clear();
+                    buf.resize(3 * hs * ws, 0.0);
+                    im.resample_into((0, 0, im.w, im.h), buf, (ws, hs), tmp);
+                    let (reg, probs, oh, ow) = self.pnet.run_planes(buf, hs, ws, scratch)?;
+                    let mut cands = Vec::new();
+                    generate_bounding_box(&reg, &probs, (ow, oh), scale, thresh, &mut cands);
+                    let pick = nms_torchvision(&cands, 0.5);
+                    Ok(pick.into_iter().map(|i| cands[i]).collect())
+                },
+            )
             .collect();
         let mut all = Vec::new();
         for r in per_scale {
@@ -256,9 +261,12 @@ impl Mtcnn {
         let kept: Vec<(Cand, (usize, usize, usize, usize))> =
             boxes.iter().filter_map(|b| pad_window(b, im.w, im.h).map(|win| (*b, win))).collect();
         let mut data = vec![0.0f32; kept.len() * per];
-        data.par_chunks_mut(per).zip(kept.par_iter()).for_each_init(Vec::new, |tmp, (dst, (_, win))| {
-            im.resample_into(*win, dst, (size, size), tmp);
-        });
+        data.par_chunks_mut(per).zip(kept.par_iter()).for_each_init(
+            ResizeScratch::default,
+            |tmp, (dst, (_, win))| {
+                im.resample_into(*win, dst, (size, size), tmp);
+            },
+        );
         (kept.into_iter().map(|(b, _)| b).collect(), data)
     }
 
@@ -271,8 +279,7 @@ impl Mtcnn {
         let per = 3 * 24 * 24;
         let mut cands = Vec::new();
         for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
-            let n = chunk.len() / per;
-            let out = self.rnet.run(&Act::from_nchw(chunk, n, 3, 24, 24))?;
+            let out = self.rnet.run(chunk)?;
             for (k, o) in out.iter().enumerate() {
                 let score = o[4];
                 if score > self.config.thresholds[1] {
@@ -304,8 +311,7 @@ impl Mtcnn {
         let mut cands: Vec<Cand> = Vec::new();
         let mut points: Vec<[f32; 10]> = Vec::new();
         for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
-            let n = chunk.len() / per;
-            let out = self.onet.run(&Act::from_nchw(chunk, n, 3, 48, 48))?;
+            let out = self.onet.run(chunk)?;
             for (k, o) in out.iter().enumerate() {
                 let score = o[14];
                 if score > self.config.thresholds[2] {

@@ -4,33 +4,68 @@
 /// A candidate box: `[x1, y1, x2, y2, score, r1, r2, r3, r4]` (regression offsets last).
 pub(crate) type Cand = [f32; 9];
 
+/// Reusable buffers of [`area_resize_plane`].
+#[derive(Debug, Default)]
+pub(crate) struct ResizeScratch {
+    tmp: Vec<f32>,
+    spans: Vec<(usize, usize)>,
+}
+
 /// `torch.nn.functional.interpolate(mode="area")` (adaptive average pooling) of one plane's crop
 /// `[x0, x0+cw) x [y0, y0+ch)` of `src` (row stride `stride`) into `dst` (`ow x oh`), separably.
-/// `tmp` is scratch space, resized as needed.
-#[allow(clippy::too_many_arguments)]
+/// `scratch` is reused space, resized as needed.
 pub(crate) fn area_resize_plane(
     src: &[f32],
     stride: usize,
     (x0, y0, cw, ch): (usize, usize, usize, usize),
     dst: &mut [f32],
     (ow, oh): (usize, usize),
-    tmp: &mut Vec<f32>,
+    scratch: &mut ResizeScratch,
 ) {
+    let ResizeScratch { tmp, spans } = scratch;
     tmp.clear();
     tmp.resize(ch * ow, 0.0);
+    // The source window of every output column (integer divisions hoisted out of the row loop).
+    spans.clear();
+    spans.extend((0..ow).map(|ox| (ox * cw / ow, ((ox + 1) * cw).div_ceil(ow))));
     // Horizontal pass: tmp[r, ox] = mean of src row r over the x window of ox.
-    for r in 0..ch {
-        let row = &src[(y0 + r) * stride + x0..(y0 + r) * stride + x0 + cw];
-        let trow = &mut tmp[r * ow..(r + 1) * ow];
-        if ow == cw {
-            trow.copy_from_slice(row);
-            continue;
+    let src_row = |r: usize| &src[(y0 + r) * stride + x0..(y0 + r) * stride + x0 + cw];
+    if ow == cw {
+        for (r, trow) in tmp.chunks_exact_mut(ow).enumerate() {
+            trow.copy_from_slice(src_row(r));
         }
-        for (ox, t) in trow.iter_mut().enumerate() {
-            let s = ox * cw / ow;
-            let e = ((ox + 1) * cw).div_ceil(ow);
-            let sum: f32 = row[s..e].iter().sum();
-            *t = sum / (e - s) as f32;
+    } else {
+        // Four rows at a time (independent sums, one span lookup); every sum still adds its window
+        // left to right, as the one-row loop does.
+        let mut blocks = tmp.chunks_exact_mut(4 * ow);
+        let mut r = 0;
+        for block in &mut blocks {
+            let rows = [src_row(r), src_row(r + 1), src_row(r + 2), src_row(r + 3)];
+            let (t0, rest) = block.split_at_mut(ow);
+            let (t1, rest) = rest.split_at_mut(ow);
+            let (t2, t3) = rest.split_at_mut(ow);
+            for (ox, &(s, e)) in spans.iter().enumerate() {
+                let mut a = [rows[0][s], rows[1][s], rows[2][s], rows[3][s]];
+                for j in s + 1..e {
+                    for (acc, row) in a.iter_mut().zip(&rows) {
+                        *acc += row[j];
+                    }
+                }
+                let n = (e - s) as f32;
+                t0[ox] = a[0] / n;
+                t1[ox] = a[1] / n;
+                t2[ox] = a[2] / n;
+                t3[ox] = a[3] / n;
+            }
+            r += 4;
+        }
+        for trow in blocks.into_remainder().chunks_exact_mut(ow) {
+            let row = src_row(r);
+            for (t, &(s, e)) in trow.iter_mut().zip(spans.iter()) {
+                let sum: f32 = row[s..e].iter().sum();
+                *t = sum / (e - s) as f32;
+            }
+            r += 1;
         }
     }
     // Vertical pass.
@@ -196,7 +231,7 @@ mod tests {
         // 4x1 -> 3x1: windows [0,2), [1,3), [2,4).
         let src = [0.0, 3.0, 6.0, 9.0];
         let mut dst = [0.0; 3];
-        let mut tmp = Vec::new();
+        let mut tmp = ResizeScratch::default();
         area_resize_plane(&src, 4, (0, 0, 4, 1), &mut dst, (3, 1), &mut tmp);
         assert_eq!(dst, [1.5, 4.5, 7.5]);
         // 2x2 -> 1x1 mean; 1x1 -> 2x2 replicate.
