@@ -103,42 +103,6 @@ impl Perturbation {
     }
 }
 
-/// A separable Gaussian blur with clamped edges.
-pub fn gaussian_blur(img: &GrayF32, sigma: f32) -> GrayF32 {
-    if sigma <= 0.0 {
-        return img.clone();
-    }
-    let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
-    let sum: f32 = k.iter().sum();
-    let k: Vec<f32> = k.iter().map(|x| x / sum).collect();
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let src = img.as_raw();
-    let mut tmp = vec![0.0f32; src.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let xx = (x + j as i64 - r).clamp(0, w - 1);
-                acc += kv * src[(y * w + xx) as usize];
-            }
-            tmp[(y * w + x) as usize] = acc;
-        }
-    }
-    let mut out = GrayF32::new(img.width(), img.height());
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y + j as i64 - r).clamp(0, h - 1);
-                acc += kv * tmp[(yy * w + x) as usize];
-            }
-            out.as_mut()[(y * w + x) as usize] = acc;
-        }
-    }
-    out
-}
-
 fn about_centre(img: &GrayF32, scale: f64, angle_deg: f64) -> Result<GrayF32> {
     let (cx, cy) = (f64::from(img.width()) / 2.0, f64::from(img.height()) / 2.0);
     let r = Similarity::from_params(scale, angle_deg.to_radians(), 0.0, 0.0);
@@ -169,7 +133,7 @@ impl FramePerturbation for Perturbation {
                 o.iter_mut().for_each(|p| *p = (*p + n.sample(&mut rng)).clamp(0.0, 255.0));
                 o
             }
-            Perturbation::Blur(s) => gaussian_blur(frame, s),
+            Perturbation::Blur(s) => mex_data::synth::gaussian_blur(frame, s),
             Perturbation::Jpeg(q) => {
                 let g8 = mex_core::gray_f32_to_luma8(frame);
                 let mut bytes = Vec::new();

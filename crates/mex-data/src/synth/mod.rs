@@ -23,8 +23,8 @@ pub use action::{Bump, DisplacementField, FacialAction};
 pub use composite::{SynthDataset, SynthDatasetConfig};
 pub use face::{FaceGeometry, FaceImage, ASTRONAUT_FACE_PNG, ASTRONAUT_LANDMARKS5};
 pub use render::{
-    EventKind, ExpressionEvent, HeadMotion, Illumination, SubjectFace, SubjectStyle, SynthClip, SynthConfig,
-    Synthesizer,
+    gaussian_blur, EventKind, ExpressionEvent, HeadMotion, Illumination, SubjectFace, SubjectStyle,
+    SynthClip, SynthConfig, Synthesizer,
 };
 
 use crate::{Error, Result};
