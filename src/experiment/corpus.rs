@@ -124,7 +124,10 @@ impl Corpus {
         }
     }
 
-    fn from_frames(manifest: mex_data::Dataset, frames: Box<dyn FrameSource + Send + Sync>) -> Result<Self> {
+    pub(crate) fn from_frames(
+        manifest: mex_data::Dataset,
+        frames: Box<dyn FrameSource + Send + Sync>,
+    ) -> Result<Self> {
         let mut samples = Vec::new();
         let mut kept = Vec::new();
         for s in &manifest.samples {

@@ -405,3 +405,61 @@ pub fn write_report(r: &Report, dir: &Path) -> Result<()> {
     write_json_atomic(&dir.join("report.json"), r)?;
     write_atomic(&dir.join("report.md"), to_markdown(r).as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::config::{DatasetSpec, SyntheticSpec};
+    use crate::experiment::corpus::synth_dataset_config;
+    use mex_data::synth::SynthDataset;
+
+    #[test]
+    fn subgroups_and_datasets_are_broken_down_with_counts() {
+        let spec = SyntheticSpec { n_subjects: 4, clips_per_class: [1, 1, 1], ..SyntheticSpec::default() };
+        let synth = SynthDataset::generate(&synth_dataset_config(&spec, 1)).unwrap();
+        let mut manifest = synth.dataset.clone();
+        for s in &mut manifest.samples {
+            // Subjects 1 and 3 are "f", 2 and 4 are "m".
+            let k: usize = s.subject.trim_start_matches("sub").parse().unwrap();
+            s.sex = Some(if k % 2 == 1 { "f".into() } else { "m".into() });
+        }
+        let corpus = Corpus::from_frames(manifest, Box::new(synth)).unwrap();
+        let text = format!(
+            "name = \"t\"\n[dataset]\nkind = \"synthetic\"\n[evaluation]\nbootstrap = 20\npermutations = 20\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\""
+        );
+        let mut cfg = ExperimentConfig::from_toml_str(&text, "t.toml").unwrap();
+        cfg.dataset = DatasetSpec::Synthetic(spec);
+        // Variant a is right on "f" subjects and wrong on "m"; b is right everywhere.
+        let pred = |right_on_m: bool| -> Vec<Prediction> {
+            corpus
+                .samples
+                .iter()
+                .map(|s| {
+                    let ok = s.groups["sex"] == "f" || right_on_m;
+                    let p = if ok { s.label } else { (s.label + 1) % 3 };
+                    Prediction {
+                        subject: s.subject.clone(),
+                        id: s.id.clone(),
+                        label: s.label as u32,
+                        pred: p as u32,
+                        probs: vec![],
+                    }
+                })
+                .collect()
+        };
+        let per_variant = vec![("a".to_string(), pred(false), 1.0), ("b".to_string(), pred(true), 1.0)];
+        let r = build_report(&cfg, &corpus, 4, &per_variant).unwrap();
+        let a = &r.variants[0];
+        let sex = &a.per_subgroup["sex"];
+        assert_eq!(sex.len(), 2);
+        assert_eq!((sex[0].group.as_str(), sex[0].n, sex[0].accuracy), ("f", 6, 1.0));
+        assert_eq!((sex[1].group.as_str(), sex[1].n, sex[1].accuracy), ("m", 6, 0.0));
+        assert_eq!(a.accuracy, 0.5);
+        assert_eq!(r.variants[1].uf1.estimate, 1.0);
+        assert_eq!(a.per_dataset.len(), 1);
+        assert_eq!(a.per_dataset[0].n, 12);
+        // McNemar: b is right on the 6 samples a gets wrong, never the reverse.
+        assert_eq!((r.comparisons[0].mcnemar_b, r.comparisons[0].mcnemar_c), (0, 6));
+        assert!(to_markdown(&r).contains("| a | sex | m | 6 |"));
+    }
+}
