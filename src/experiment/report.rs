@@ -424,10 +424,8 @@ mod tests {
             s.sex = Some(if k % 2 == 1 { "f".into() } else { "m".into() });
         }
         let corpus = Corpus::from_frames(manifest, Box::new(synth)).unwrap();
-        let text = format!(
-            "name = \"t\"\n[dataset]\nkind = \"synthetic\"\n[evaluation]\nbootstrap = 20\npermutations = 20\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\""
-        );
-        let mut cfg = ExperimentConfig::from_toml_str(&text, "t.toml").unwrap();
+        let text = "name = \"t\"\n[dataset]\nkind = \"synthetic\"\n[evaluation]\nbootstrap = 20\npermutations = 20\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"";
+        let mut cfg = ExperimentConfig::from_toml_str(text, "t.toml").unwrap();
         cfg.dataset = DatasetSpec::Synthetic(spec);
         // Variant a is right on "f" subjects and wrong on "m"; b is right everywhere.
         let pred = |right_on_m: bool| -> Vec<Prediction> {
