@@ -1,6 +1,6 @@
 //! CASME II: the coding spreadsheet and the frame folders.
 
-use super::{canonical_subject, check_exists};
+use super::{canonical_subject, check_sample_frames};
 use crate::sample::names;
 use crate::table::Table;
 use crate::{Dataset, Result, Sample};
@@ -103,14 +103,7 @@ pub fn load_casme2(cfg: &Casme2Config) -> Result<Dataset> {
             ..Default::default()
         };
         if cfg.verify_frames {
-            if let Some(dir) = &s.path {
-                check_exists(&cfg.coding_file, row.number(), dir)?;
-                for n in [onset, offset] {
-                    if let Some(f) = s.frame_path(n) {
-                        check_exists(&cfg.coding_file, row.number(), &f)?;
-                    }
-                }
-            }
+            check_sample_frames(&cfg.coding_file, row.number(), &s)?;
         }
         samples.push(s);
     }

@@ -53,6 +53,19 @@ pub(crate) fn check_exists(meta: &Path, row: usize, frame: &Path) -> Result<()> 
     }
 }
 
+/// Errors with [`Error::BadFramePath`] unless the sample's frame folder and its onset and offset
+/// frames exist (the check the spreadsheet loaders run with `verify_frames`).
+pub(crate) fn check_sample_frames(meta: &Path, row: usize, s: &crate::Sample) -> Result<()> {
+    let Some(dir) = &s.path else { return Ok(()) };
+    check_exists(meta, row, dir)?;
+    for n in [s.onset, s.offset].into_iter().flatten() {
+        if let Some(f) = s.frame_path(n) {
+            check_exists(meta, row, &f)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
