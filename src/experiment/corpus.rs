@@ -248,7 +248,8 @@ impl Corpus {
         on_sample: &(dyn Fn() + Sync),
     ) -> Result<mex_classify::Dataset> {
         let shape = variant.model.input_shape();
-        let inputs: Vec<Vec<f32>> = match &self.source {
+        let computed: Vec<Vec<f32>>;
+        let inputs: &[Vec<f32>] = match &self.source {
             Source::Precomputed { inputs, shape: s } => {
                 if *s != shape {
                     return Err(Error::Invalid(format!(
@@ -259,7 +260,7 @@ impl Corpus {
                 if perturb.is_some() {
                     return Err(Error::Invalid("precomputed inputs cannot be perturbed".into()));
                 }
-                inputs.clone()
+                inputs
             }
             Source::Frames { .. } => {
                 let flow = variant.flow.build().map_err(|e| Error::stage("flow", variant.name.clone(), e))?;
@@ -267,7 +268,7 @@ impl Corpus {
                     AlignSpec::None => None,
                     AlignSpec::Mtcnn { size } => Some(super::align::OnsetAligner::new(size)?),
                 };
-                (0..self.len())
+                computed = (0..self.len())
                     .into_par_iter()
                     .map(|i| {
                         let id = &self.samples[i].id;
@@ -291,7 +292,8 @@ impl Corpus {
                         on_sample();
                         Ok(chw)
                     })
-                    .collect::<Result<Vec<_>>>()?
+                    .collect::<Result<Vec<_>>>()?;
+                &computed
             }
         };
         let mut ds = mex_classify::Dataset::new(shape);
