@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-//! Times the stages of an STSTNet forward pass (batch 442) and one training step (batch 256).
-//! `cargo run --release -p mex-classify --example ststnet_profile`
+//! Times the stages of an STSTNet forward pass (batch 442) and of one training step (batch 256):
+//! the fused convolution block alone (eval, training forward, training backward) and the whole
+//! model. `RAYON_NUM_THREADS=1 cargo run --release -p mex-classify --example ststnet_profile`
 
-use candle_core::{Device, Module, Tensor};
-use mex_classify::ops::max_pool2d_padded;
+use candle_core::{Device, Tensor, Var};
+use mex_classify::fused::{self, pack_params, BlockGeom, SharedCache};
 use mex_classify::{Model, ModelConfig, StstnetConfig};
 use std::time::Instant;
 
@@ -14,32 +15,60 @@ fn time<T>(what: &str, reps: usize, mut f: impl FnMut() -> T) -> T {
     for _ in 0..reps {
         out = Some(f());
     }
-    println!("{what:<28} {:>9.3} ms", t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+    println!("{what:<34} {:>9.3} ms", t.elapsed().as_secs_f64() * 1e3 / reps as f64);
     out.unwrap()
 }
 
 fn main() {
     let dev = Device::Cpu;
     let x = Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap();
-    let w = Tensor::rand(-0.1f32, 0.1, (16, 3, 3, 3), &dev).unwrap();
-    time("conv2d 3->16 pad 2 (candle)", 10, || x.conv2d(&w, 2, 1, 1, 1).unwrap());
-    let y = time("conv2d_direct 3->16 pad 2", 10, || mex_classify::ops::conv2d_direct(&x, &w, 2).unwrap());
-    let y = time("relu", 10, || y.relu().unwrap());
-    time("max_pool2d_padded 3/3/1", 10, || max_pool2d_padded(&y, 3, 3, 1).unwrap());
-    let lin = candle_nn::Linear::new(Tensor::rand(-0.1f32, 0.1, (3, 400), &dev).unwrap(), None);
-    let f = Tensor::rand(0f32, 1., (442, 400), &dev).unwrap();
-    time("linear 400->3", 10, || lin.forward(&f).unwrap());
+    let xb = x.narrow(0, 0, 256).unwrap().contiguous().unwrap();
+    let g = BlockGeom {
+        cin: 3,
+        h: 28,
+        w: 28,
+        cout: 16,
+        k: 3,
+        pad: 2,
+        pool_k: 3,
+        pool_s: 3,
+        pool_p: 1,
+        eps: 1e-5,
+    };
+    let w = Var::from_tensor(&Tensor::rand(-0.1f32, 0.1, (16, 3, 3, 3), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::rand(-0.1f32, 0.1, 16, &dev).unwrap()).unwrap();
+    let gm = Var::from_tensor(&Tensor::ones(16, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    let bt = Var::from_tensor(&Tensor::zeros(16, candle_core::DType::F32, &dev).unwrap()).unwrap();
+    let (rm, rv) = (bt.as_tensor().clone(), gm.as_tensor().clone());
+    let params = [(w.as_tensor(), b.as_tensor(), gm.as_tensor(), bt.as_tensor())];
+    let pe = pack_params(&params, Some(&[(&rm, &rv)])).unwrap();
+    // `ststnet_profile eval N`: only the fused eval block, N times (for `perf stat`).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("eval") {
+        let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+        time("fused eval 442", n, || fused::forward_eval(&x, &pe, g).unwrap());
+        return;
+    }
+    time("fused eval 442", 20, || fused::forward_eval(&x, &pe, g).unwrap());
+    let cache = SharedCache::default();
+    let pt = pack_params(&params, None).unwrap();
+    let gout = Tensor::rand(-1f32, 1., (256, 16, 10, 10), &dev).unwrap();
+    time("fused train forward 256", 20, || fused::forward_train(&xb, &pt, g, &cache).unwrap());
+    time("fused train forward+backward 256", 20, || {
+        let pt = pack_params(&params, None).unwrap();
+        let (y, _) = fused::forward_train(&xb, &pt, g, &cache).unwrap();
+        (y * &gout).unwrap().sum_all().unwrap().backward().unwrap()
+    });
+
     let cfg = ModelConfig::Ststnet(StstnetConfig::default());
-    let m = Model::new(&cfg, 0, &dev).unwrap();
-    time("STSTNet eval forward 442", 10, || m.forward_eval(&x).unwrap());
-    let mut m = m;
-    let xb = x.narrow(0, 0, 256).unwrap();
+    let mut m = Model::new(&cfg, 0, &dev).unwrap();
+    time("STSTNet eval forward 442", 20, || m.forward_eval(&x).unwrap());
     let yb = Tensor::from_vec((0..256u32).map(|i| i % 3).collect::<Vec<_>>(), 256, &dev).unwrap();
     let vars = m.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
     let mut opt = mex_classify::Optimizer::new(vars, &mex_classify::TrainConfig::default()).unwrap();
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    time("forward_train 256", 10, || m.forward_train(&xb, &mut rng).unwrap());
-    time("train step 256", 10, || {
+    time("STSTNet forward_train 256", 20, || m.forward_train(&xb, &mut rng).unwrap());
+    time("STSTNet train step 256", 20, || {
         let l =
             mex_classify::ops::cross_entropy(&m.forward_train(&xb, &mut rng).unwrap(), &yb, None).unwrap();
         opt.step(&l.backward().unwrap()).unwrap()

@@ -17,6 +17,7 @@
 
 pub mod data;
 mod error;
+pub mod fused;
 pub mod loso;
 pub mod models;
 pub mod ops;

@@ -35,7 +35,7 @@ fn write_fixture(rows: &[MegcRow]) -> Fixture {
         let em = match r.label {
             0 => {
                 neg_i += 1;
-                if neg_i % 2 == 0 {
+                if neg_i.is_multiple_of(2) {
                     "disgust"
                 } else {
                     "repression"

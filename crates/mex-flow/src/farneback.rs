@@ -53,7 +53,7 @@ impl FarnebackConfig {
         if !(self.pyr_scale > 0.0 && self.pyr_scale < 1.0) {
             return Err(invalid("pyr_scale", self.pyr_scale, "must be in (0, 1)"));
         }
-        if self.winsize < 3 || self.winsize % 2 == 0 {
+        if self.winsize < 3 || self.winsize.is_multiple_of(2) {
             return Err(invalid("winsize", self.winsize, "must be odd and >= 3"));
         }
         if self.iterations == 0 {

@@ -97,7 +97,7 @@ impl SpotterConfig {
         if !(self.fps.is_finite() && self.fps > 0.0) {
             return Err(invalid("fps", self.fps, "must be finite and > 0"));
         }
-        if self.smooth == 0 || self.smooth % 2 == 0 {
+        if self.smooth == 0 || self.smooth.is_multiple_of(2) {
             return Err(invalid("smooth", self.smooth, "must be odd"));
         }
         if self.window < 8 {

@@ -99,7 +99,7 @@ impl TvL1Config {
                 return Err(invalid(name, v, "must be >= 1"));
             }
         }
-        if self.median_filtering > 1 && self.median_filtering % 2 == 0 {
+        if self.median_filtering > 1 && self.median_filtering.is_multiple_of(2) {
             return Err(invalid(
                 "median_filtering",
                 self.median_filtering,

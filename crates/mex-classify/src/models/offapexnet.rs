@@ -91,7 +91,7 @@ impl OffApexNetConfig {
     /// Checks every value.
     pub fn validate(&self) -> Result<()> {
         let bad = |name, value: String, reason| Err(Error::InvalidParam { name, value, reason });
-        if self.input_size < 4 || self.input_size % 4 != 0 {
+        if self.input_size < 4 || !self.input_size.is_multiple_of(4) {
             return bad("input_size", self.input_size.to_string(), "must be a positive multiple of 4");
         }
         if self.in_channels < 2 {

@@ -2,11 +2,12 @@
 //! for micro-expression recognition"), exactly as the reference PyTorch code
 //! (christy1206/STSTNet `main.py`).
 
-use super::{bn_config, bn_specs, conv_specs, linear_specs, Conv, Net, ParamSpec};
-use crate::ops::{dropout, max_pool2d_padded};
+use super::{bn_config, bn_specs, conv_specs, linear_specs, Net, ParamSpec};
+use crate::fused::{self, pack_params, BatchStats, BlockGeom, SharedCache};
+use crate::ops::dropout;
 use crate::{Error, Result};
-use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, Linear, VarBuilder};
+use candle_core::{Module, Tensor, Var};
+use candle_nn::{Linear, VarBuilder};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -94,41 +95,117 @@ impl StstnetConfig {
         v
     }
 
+    /// Geometry of the three streams as one fused block (see [`crate::fused`]).
+    fn block_geom(&self) -> BlockGeom {
+        BlockGeom {
+            cin: 3,
+            h: self.input_size,
+            w: self.input_size,
+            cout: self.stream_channels.iter().sum(),
+            k: 3,
+            pad: self.conv_padding,
+            pool_k: 3,
+            pool_s: 3,
+            pool_p: 1,
+            eps: bn_config().eps as f32,
+        }
+    }
+
     pub(crate) fn build_net(&self, vb: VarBuilder<'_>) -> candle_core::Result<Ststnet> {
         let mut streams = Vec::with_capacity(3);
         for (i, &c) in self.stream_channels.iter().enumerate() {
-            let conv = Conv::new(3, c, 3, self.conv_padding, vb.pp(format!("conv{}", i + 1)))?;
-            let bn = candle_nn::batch_norm(c, bn_config(), vb.pp(format!("bn{}", i + 1)))?;
-            streams.push((conv, bn));
+            let conv = vb.pp(format!("conv{}", i + 1));
+            let bn = vb.pp(format!("bn{}", i + 1));
+            streams.push(Stream {
+                weight: conv.get((c, 3, 3, 3), "weight")?,
+                bias: conv.get(c, "bias")?,
+                gamma: bn.get(c, "weight")?,
+                beta: bn.get(c, "bias")?,
+                running_mean: Var::from_tensor(&bn.get(c, "running_mean")?)?,
+                running_var: Var::from_tensor(&bn.get(c, "running_var")?)?,
+            });
         }
         let fc = candle_nn::linear(self.fc_inputs(), self.num_classes, vb.pp("fc"))?;
-        Ok(Ststnet { streams, fc, dropout: self.dropout })
+        Ok(Ststnet {
+            streams,
+            fc,
+            dropout: self.dropout,
+            geom: self.block_geom(),
+            momentum: bn_config().momentum as f32,
+            cache: SharedCache::default(),
+        })
     }
 }
 
-/// The STSTNet network (built through [`super::Model`]).
+/// The tensors of one stream (the `Var`s of the model's `VarMap`, shared).
+#[derive(Debug)]
+struct Stream {
+    weight: Tensor,
+    bias: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    running_mean: Var,
+    running_var: Var,
+}
+
+/// The STSTNet network (built through [`super::Model`]). The three streams run as one fused
+/// convolution + ReLU + BatchNorm + max-pool block ([`crate::fused`]).
 #[derive(Debug)]
 pub struct Ststnet {
-    streams: Vec<(Conv, BatchNorm)>,
+    streams: Vec<Stream>,
     fc: Linear,
     dropout: f32,
+    geom: BlockGeom,
+    momentum: f32,
+    cache: SharedCache,
+}
+
+impl Ststnet {
+    /// PyTorch's running-statistics update: `r = (1 - m) r + m s`, with the unbiased batch
+    /// variance.
+    fn update_running(&self, stats: &BatchStats) -> candle_core::Result<()> {
+        let m = self.momentum;
+        let unbias = stats.count as f32 / (stats.count.max(2) - 1) as f32;
+        let mut at = 0;
+        for s in &self.streams {
+            let c = s.running_mean.elem_count();
+            let rm = s.running_mean.as_tensor().to_vec1::<f32>()?;
+            let rv = s.running_var.as_tensor().to_vec1::<f32>()?;
+            let rm: Vec<f32> =
+                rm.iter().zip(&stats.mean[at..at + c]).map(|(r, b)| (1.0 - m) * r + m * b).collect();
+            let rv: Vec<f32> =
+                rv.iter().zip(&stats.var[at..at + c]).map(|(r, b)| (1.0 - m) * r + m * b * unbias).collect();
+            let dev = s.running_mean.device();
+            s.running_mean.set(&Tensor::from_vec(rm, c, dev)?)?;
+            s.running_var.set(&Tensor::from_vec(rv, c, dev)?)?;
+            at += c;
+        }
+        Ok(())
+    }
 }
 
 impl Net for Ststnet {
-    fn forward(&self, x: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
-        let train = rng.is_some();
-        let mut outs = Vec::with_capacity(self.streams.len());
-        for (conv, bn) in &self.streams {
-            let y = conv.forward(x)?.relu()?;
-            let y = bn.forward_t(&y, train)?;
-            let y = max_pool2d_padded(&y, 3, 3, 1)?;
-            let y = match rng.as_deref_mut() {
-                Some(r) => dropout(&y, self.dropout, r)?,
-                None => y,
-            };
-            outs.push(y);
-        }
-        let y = Tensor::cat(&outs, 1)?.avg_pool2d(2)?.flatten_from(1)?;
-        self.fc.forward(&y)
+    fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
+        let params: Vec<_> = self.streams.iter().map(|s| (&s.weight, &s.bias, &s.gamma, &s.beta)).collect();
+        let y = match rng {
+            Some(rng) => {
+                let packed = pack_params(&params, None)?;
+                let (y, stats) = fused::forward_train(x, &packed, self.geom, &self.cache)?;
+                self.update_running(&stats)?;
+                // Element-wise, so one mask over the concatenated streams is the same as one
+                // per stream.
+                dropout(&y, self.dropout, rng)?
+            }
+            None => {
+                let running: Vec<_> = self
+                    .streams
+                    .iter()
+                    .map(|s| (s.running_mean.as_tensor(), s.running_var.as_tensor()))
+                    .collect();
+                let packed = pack_params(&params, Some(&running))?;
+                fused::forward_eval(x, &packed, self.geom)?
+            }
+        };
+        self.fc.forward(&y.avg_pool2d(2)?.flatten_from(1)?)
     }
 }

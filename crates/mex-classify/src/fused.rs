@@ -1,0 +1,1277 @@
+//! A fused CPU kernel for the shallow convolution blocks of STSTNet-like networks:
+//! `Conv2d(k×k, stride 1, zero padding) -> ReLU -> BatchNorm2d -> MaxPool2d(kernel, stride,
+//! -inf padding)`, forward and backward, as one candle custom op.
+//!
+//! The layers of these networks are tiny (3 input channels, 3 to 8 filters per stream, 28×28
+//! inputs), so candle's generic ops spend their time allocating and walking intermediate tensors
+//! rather than computing. This op keeps the intermediate maps in a reusable cache, computes the
+//! convolution with register-resident accumulators over a padded copy of the input, and in the
+//! backward pass only produces what training needs: the gradients of the weights, bias, BatchNorm
+//! scale and shift (the input, being data, gets no gradient).
+//!
+//! Several parallel streams that read the same input (STSTNet's three) are one block with their
+//! filters concatenated along the output channels: BatchNorm statistics are per channel, so this
+//! is exact.
+//!
+//! Parameters travel as one packed 1-D tensor so that candle's autograd sees a single
+//! differentiable argument: `[weight (O·C·k·k), bias (O), gamma (O), beta (O)]` in training mode,
+//! followed by `[running_mean (O), running_var (O)]` in eval mode. [`pack_params`] builds it
+//! from the separate tensors with `Tensor::cat`, whose backward splits the gradient again.
+//!
+//! Determinism: samples are processed in fixed blocks whose partial sums are added in block
+//! order, so results do not depend on the number of threads. The kernels use fused multiply-add
+//! where the CPU has it (AVX2+FMA, detected at run time), so two machines with different
+//! instruction sets may differ in the last bits.
+//!
+//! Checked against candle's own `conv2d`, `relu` and BatchNorm (from candle primitives, and
+//! `candle_nn::BatchNorm` in eval mode) followed by [`crate::ops::max_pool2d_padded`] on random
+//! inputs (forward values, batch statistics and every parameter gradient): see the
+//! tests of this module.
+
+use crate::ops::contiguous_f32;
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Samples per parallel work unit (fixed, so that sums are independent of the thread count).
+const BLOCK: usize = 8;
+/// Width of the register-resident accumulators of the convolution.
+const CH: usize = 32;
+/// Output channels computed together by the convolution (their accumulators share each input
+/// load: 3 x 32 floats = 12 AVX2 registers).
+const CONV_OB: usize = 3;
+/// Accumulator width of the AVX-512 convolution (four 16-float registers per channel, four
+/// channels at a time: 16 of the 32 registers).
+const CH512: usize = 64;
+/// Block of the weight-gradient dot products (the `dz` scratch is padded to a multiple of it).
+const DOT: usize = 64;
+
+/// Geometry of a fused block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockGeom {
+    /// Input channels.
+    pub cin: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels (all streams together).
+    pub cout: usize,
+    /// Square convolution kernel size.
+    pub k: usize,
+    /// Zero padding of the convolution.
+    pub pad: usize,
+    /// Max-pool kernel.
+    pub pool_k: usize,
+    /// Max-pool stride.
+    pub pool_s: usize,
+    /// Max-pool (implicit `-inf`) padding.
+    pub pool_p: usize,
+    /// BatchNorm epsilon.
+    pub eps: f32,
+}
+
+impl BlockGeom {
+    /// Checks that the sizes fit together.
+    pub fn validate(&self) -> candle_core::Result<()> {
+        if self.cin == 0 || self.cout == 0 || self.k == 0 || self.pool_k == 0 || self.pool_s == 0 {
+            candle_core::bail!("fused block: zero-sized geometry {self:?}")
+        }
+        if self.h + 2 * self.pad < self.k || self.w + 2 * self.pad < self.k {
+            candle_core::bail!("fused block: kernel {} larger than the padded input", self.k)
+        }
+        if 2 * self.pool_p > self.pool_k
+            || self.ho() + 2 * self.pool_p < self.pool_k
+            || self.wo() + 2 * self.pool_p < self.pool_k
+        {
+            candle_core::bail!("fused block: pooling does not fit the {}x{} map", self.ho(), self.wo())
+        }
+        if !(self.eps > 0.0) {
+            candle_core::bail!("fused block: eps must be positive")
+        }
+        Ok(())
+    }
+
+    /// Convolution output height.
+    pub fn ho(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+
+    /// Convolution output width.
+    pub fn wo(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+
+    /// Pooled height.
+    pub fn ph(&self) -> usize {
+        (self.ho() + 2 * self.pool_p - self.pool_k) / self.pool_s + 1
+    }
+
+    /// Pooled width.
+    pub fn pw(&self) -> usize {
+        (self.wo() + 2 * self.pool_p - self.pool_k) / self.pool_s + 1
+    }
+
+    /// Row stride of the padded input and of the convolution maps.
+    fn stride(&self) -> usize {
+        self.wo() + self.k - 1
+    }
+
+    /// Length of one padded input plane (with slack for the last accumulator block).
+    fn plane_in(&self) -> usize {
+        (self.ho() + self.k - 1) * self.stride() + CH512.max(CH).max(DOT) + self.k
+    }
+
+    /// Length of one convolution map (rows of `stride()`, the last `k - 1` columns unused).
+    fn plane_out(&self) -> usize {
+        self.ho() * self.stride()
+    }
+
+    /// Length of the weight tensor.
+    fn nw(&self) -> usize {
+        self.cout * self.cin * self.k * self.k
+    }
+
+    /// Length of the packed training parameters.
+    pub fn packed_len(&self, eval: bool) -> usize {
+        self.nw() + self.cout * if eval { 5 } else { 3 }
+    }
+}
+
+/// Concatenates the parameters of one or more streams into the packed layout (see the module
+/// docs). Each entry is `(weight (O_i, C, k, k), bias, gamma, beta)`; `running` adds the running
+/// means and variances for eval mode.
+pub fn pack_params(
+    streams: &[(&Tensor, &Tensor, &Tensor, &Tensor)],
+    running: Option<&[(&Tensor, &Tensor)]>,
+) -> candle_core::Result<Tensor> {
+    let mut parts: Vec<Tensor> = Vec::with_capacity(streams.len() * 6);
+    for (w, ..) in streams {
+        parts.push(w.flatten_all()?);
+    }
+    for (_, b, ..) in streams {
+        parts.push(b.flatten_all()?);
+    }
+    for (_, _, g, _) in streams {
+        parts.push(g.flatten_all()?);
+    }
+    for (.., b) in streams {
+        parts.push(b.flatten_all()?);
+    }
+    if let Some(r) = running {
+        for (m, _) in r {
+            parts.push(m.flatten_all()?);
+        }
+        for (_, v) in r {
+            parts.push(v.flatten_all()?);
+        }
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// Batch statistics of one training forward pass (biased variance, as used to normalise).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchStats {
+    /// Per-channel mean over batch and positions.
+    pub mean: Vec<f32>,
+    /// Per-channel biased variance.
+    pub var: Vec<f32>,
+    /// Number of values per channel (batch × height × width).
+    pub count: usize,
+}
+
+/// Buffers kept between the forward and the backward pass of a training step, reused from step
+/// to step.
+#[derive(Debug, Default)]
+pub struct FusedCache {
+    generation: u64,
+    batch: usize,
+    geom: Option<BlockGeom>,
+    /// Padded inputs, `batch × cin × plane_in`.
+    xp: Vec<f32>,
+    /// Post-ReLU convolution maps, `batch × cout × plane_out`.
+    act: Vec<f32>,
+    /// Per pooled output, the index of its maximum within the map.
+    arg: Vec<u32>,
+    /// Batch statistics of the last forward pass.
+    stats: BatchStats,
+    invstd: Vec<f32>,
+    /// Backward scratch: one `dz` map per block of samples.
+    dz: Vec<f32>,
+}
+
+impl FusedCache {
+    /// Batch statistics of the last training forward pass.
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+}
+
+/// A cache shared between a model and the ops it creates.
+pub type SharedCache = Arc<Mutex<FusedCache>>;
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Train { generation: u64 },
+    Eval,
+}
+
+struct FusedOp {
+    geom: BlockGeom,
+    mode: Mode,
+    cache: Option<SharedCache>,
+}
+
+/// Training-mode forward of the fused block: `x` `(N, C, H, W)`, `packed` the training layout of
+/// [`pack_params`]. Returns the pooled maps `(N, O, PH, PW)` (differentiable with respect to
+/// `packed`) and the batch statistics, which the caller uses to update its running statistics.
+/// `cache` holds the buffers between the forward and the backward pass; a backward pass of an
+/// older forward pass through the same cache is an error.
+pub fn forward_train(
+    x: &Tensor,
+    packed: &Tensor,
+    geom: BlockGeom,
+    cache: &SharedCache,
+) -> candle_core::Result<(Tensor, BatchStats)> {
+    geom.validate()?;
+    let generation = {
+        let mut c = cache.lock().map_err(|_| candle_core::Error::Msg("fused cache poisoned".into()))?;
+        c.generation = c.generation.wrapping_add(1);
+        c.generation
+    };
+    let op = FusedOp { geom, mode: Mode::Train { generation }, cache: Some(cache.clone()) };
+    let y = x.contiguous()?.apply_op2(&packed.contiguous()?, op)?;
+    let c = cache.lock().map_err(|_| candle_core::Error::Msg("fused cache poisoned".into()))?;
+    Ok((y, c.stats.clone()))
+}
+
+/// Eval-mode forward of the fused block (BatchNorm with running statistics): `packed` is the
+/// eval layout of [`pack_params`]. Not differentiable.
+pub fn forward_eval(x: &Tensor, packed: &Tensor, geom: BlockGeom) -> candle_core::Result<Tensor> {
+    geom.validate()?;
+    let op = FusedOp { geom, mode: Mode::Eval, cache: None };
+    x.contiguous()?.apply_op2_no_bwd(&packed.contiguous()?, &op)
+}
+
+#[inline(always)]
+fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Copies one sample `(C, H, W)` into zero-padded planes of `plane_in` values.
+fn pad_sample(g: &BlockGeom, x: &[f32], xp: &mut [f32]) {
+    let (s, pin) = (g.stride(), g.plane_in());
+    xp.fill(0.0);
+    for c in 0..g.cin {
+        let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let dst = &mut xp[c * pin..(c + 1) * pin];
+        for (y, row) in src.chunks_exact(g.w).enumerate() {
+            let o = (y + g.pad) * s + g.pad;
+            dst[o..o + g.w].copy_from_slice(row);
+        }
+    }
+}
+
+/// ReLU(conv + bias) of `OB` consecutive output channels starting at `o0`: each input vector
+/// is loaded once for the `OB` channels, whose accumulators stay in registers.
+#[inline(always)]
+fn conv_channels<const F: bool, const CH: usize, const OB: usize>(
+    g: &BlockGeom,
+    xp: &[f32],
+    wt: &[f32],
+    bias: &[f32],
+    o0: usize,
+    act: &mut [f32],
+) {
+    let (s, pin, pout, k) = (g.stride(), g.plane_in(), g.plane_out(), g.k);
+    let kk = k * k;
+    let wlen = g.cin * kk;
+    let nchunks = pout.div_ceil(CH);
+    for ci in 0..nchunks {
+        let base = ci * CH;
+        let mut acc = [[0f32; CH]; OB];
+        for (ob, a) in acc.iter_mut().enumerate() {
+            *a = [bias[o0 + ob]; CH];
+        }
+        for c in 0..g.cin {
+            let plane = &xp[c * pin..(c + 1) * pin];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let t = c * kk + ky * k + kx;
+                    let mut wv = [0f32; OB];
+                    for (ob, w) in wv.iter_mut().enumerate() {
+                        *w = wt[(o0 + ob) * wlen + t];
+                    }
+                    let off = base + ky * s + kx;
+                    let Some(src) = plane.get(off..off + CH).and_then(|s| <&[f32; CH]>::try_from(s).ok())
+                    else {
+                        return;
+                    };
+                    for i in 0..CH {
+                        let v = src[i];
+                        for ob in 0..OB {
+                            acc[ob][i] = fma::<F>(wv[ob], v, acc[ob][i]);
+                        }
+                    }
+                }
+            }
+        }
+        for (ob, a) in acc.iter().enumerate() {
+            let map = &mut act[(o0 + ob) * pout..(o0 + ob + 1) * pout];
+            let end = (base + CH).min(pout);
+            for (d, &v) in map[base..end].iter_mut().zip(a) {
+                *d = if v > 0.0 { v } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// ReLU(conv + bias) of one padded sample into `act` (`cout × plane_out`).
+#[inline(always)]
+fn conv_sample<const F: bool, const CH: usize, const OB: usize>(
+    g: &BlockGeom,
+    xp: &[f32],
+    wt: &[f32],
+    bias: &[f32],
+    act: &mut [f32],
+) {
+    let mut o0 = 0;
+    while o0 + OB <= g.cout {
+        conv_channels::<F, CH, OB>(g, xp, wt, bias, o0, act);
+        o0 += OB;
+    }
+    while o0 < g.cout {
+        conv_channels::<F, CH, 1>(g, xp, wt, bias, o0, act);
+        o0 += 1;
+    }
+    zero_unused_columns(g, act);
+}
+
+/// Zeroes the last `k - 1` columns of each map row, which wrapped around the padded input, so
+/// that sums over whole maps only see the valid positions.
+#[inline(always)]
+fn zero_unused_columns(g: &BlockGeom, act: &mut [f32]) {
+    let (s, pout) = (g.stride(), g.plane_out());
+    for map in act[..g.cout * pout].chunks_exact_mut(pout) {
+        for row in map.chunks_exact_mut(s) {
+            row[g.wo()..].fill(0.0);
+        }
+    }
+}
+
+/// Per-channel sum and sum of squares of one sample's maps (the unused columns are zero).
+#[inline(always)]
+fn sample_moments(g: &BlockGeom, act: &[f32], sums: &mut [f64]) {
+    let pout = g.plane_out();
+    for o in 0..g.cout {
+        let map = &act[o * pout..(o + 1) * pout];
+        let (mut s1, mut s2) = ([0f32; 16], [0f32; 16]);
+        let chunks = map.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..16 {
+                s1[i] += c[i];
+                s2[i] += c[i] * c[i];
+            }
+        }
+        let tail1: f32 = rest.iter().sum();
+        let tail2: f32 = rest.iter().map(|v| v * v).sum();
+        sums[2 * o] += (s1.iter().sum::<f32>() + tail1) as f64;
+        sums[2 * o + 1] += (s2.iter().sum::<f32>() + tail2) as f64;
+    }
+}
+
+/// The clipped window bounds of [`pool_sample`] for one geometry, and the row buffer of
+/// [`pool3_sample`].
+#[derive(Debug, Default, Clone)]
+struct PoolScratch {
+    ywin: Vec<(usize, usize)>,
+    xwin: Vec<(usize, usize)>,
+    band: Vec<f32>,
+}
+
+impl PoolScratch {
+    /// Sizes the buffers and computes the clipped window bounds for `g`.
+    fn prepare(&mut self, g: &BlockGeom) {
+        let clip = |p: usize, n: usize| {
+            let a = (p * g.pool_s) as isize - g.pool_p as isize;
+            (a.max(0) as usize, ((a + g.pool_k as isize).max(0) as usize).min(n))
+        };
+        self.ywin.clear();
+        self.ywin.extend((0..g.ph()).map(|p| clip(p, g.ho())));
+        self.xwin.clear();
+        self.xwin.extend((0..g.pw()).map(|p| clip(p, g.wo())));
+        self.band.resize(g.wo() + 2, 0.0);
+    }
+}
+
+/// Max-pools the normalised maps (`v * a + b`) of one channel and, when `arg` is given,
+/// records each window's arg-max (the first maximum in row-major order, as PyTorch).
+/// BatchNorm's affine map is monotonic per channel, so the maximum of the normalised window is
+/// the normalised maximum (`a >= 0`, `NEG` false) or minimum (`a < 0`, `NEG` true) of the raw
+/// window: the pooling runs on the raw maps, with an unrolled path for full 3x3 windows.
+/// Non-finite values are not propagated as PyTorch does: the model checks its inputs.
+#[inline(always)]
+fn pool_sample<const NEG: bool>(
+    g: &BlockGeom,
+    map: &[f32],
+    (a, b): (f32, f32),
+    out: &mut [f32],
+    mut arg: Option<&mut [u32]>,
+    sc: &PoolScratch,
+) {
+    let (s, pw) = (g.stride(), g.pw());
+    let pick = |m: f32, v: f32| if NEG { m.min(v) } else { m.max(v) };
+    for (py, &(ys, ye)) in sc.ywin.iter().enumerate() {
+        for (px, &(xs, xe)) in sc.xwin.iter().enumerate() {
+            let best = if ye - ys == 3 && xe - xs == 3 {
+                let r = |y: usize| -> [f32; 3] {
+                    let o = y * s + xs;
+                    match map.get(o..o + 3) {
+                        Some(&[p, q, t]) => [p, q, t],
+                        _ => [f32::NAN; 3],
+                    }
+                };
+                let (r0, r1, r2) = (r(ys), r(ys + 1), r(ys + 2));
+                let m0 = pick(pick(r0[0], r0[1]), r0[2]);
+                let m1 = pick(pick(r1[0], r1[1]), r1[2]);
+                let m2 = pick(pick(r2[0], r2[1]), r2[2]);
+                pick(pick(m0, m1), m2)
+            } else {
+                let mut m = map[ys * s + xs];
+                for y in ys..ye {
+                    for &v in &map[y * s + xs..y * s + xe] {
+                        m = pick(m, v);
+                    }
+                }
+                m
+            };
+            let j = py * pw + px;
+            out[j] = fma::<false>(best, a, b);
+            if let Some(arg) = arg.as_deref_mut() {
+                let mut at = ys * s + xs;
+                'scan: for y in ys..ye {
+                    for x in xs..xe {
+                        if map[y * s + x] == best {
+                            at = y * s + x;
+                            break 'scan;
+                        }
+                    }
+                }
+                arg[j] = at as u32;
+            }
+        }
+    }
+}
+
+/// [`pool_sample`] for STSTNet's pooling (kernel 3, stride 3, padding 1), vectorised: the
+/// window rows of each band are reduced column-wise into a buffer with a `-inf` (`+inf` for
+/// `NEG`) border, then each window is the reduction of three neighbouring columns centred on
+/// column `3 px`. Same results and arg-max as [`pool_sample`].
+#[inline(always)]
+fn pool3_sample<const NEG: bool>(
+    g: &BlockGeom,
+    map: &[f32],
+    (a, b): (f32, f32),
+    out: &mut [f32],
+    mut arg: Option<&mut [u32]>,
+    sc: &mut PoolScratch,
+) {
+    let (s, wo, pw) = (g.stride(), g.wo(), g.pw());
+    let pick = |m: f32, v: f32| {
+        if NEG {
+            if v < m {
+                v
+            } else {
+                m
+            }
+        } else if v > m {
+            v
+        } else {
+            m
+        }
+    };
+    let edge = if NEG { f32::INFINITY } else { f32::NEG_INFINITY };
+    let band = &mut sc.band[..wo + 2];
+    band[0] = edge;
+    band[wo + 1] = edge;
+    for (py, &(ys, ye)) in sc.ywin.iter().enumerate() {
+        let inner = &mut band[1..wo + 1];
+        let r0 = &map[ys * s..ys * s + wo];
+        match ye - ys {
+            3 => {
+                let (r1, r2) = (&map[(ys + 1) * s..(ys + 1) * s + wo], &map[(ys + 2) * s..(ys + 2) * s + wo]);
+                for (((d, &p), &q), &t) in inner.iter_mut().zip(r0).zip(r1).zip(r2) {
+                    *d = pick(pick(p, q), t);
+                }
+            }
+            2 => {
+                let r1 = &map[(ys + 1) * s..(ys + 1) * s + wo];
+                for ((d, &p), &q) in inner.iter_mut().zip(r0).zip(r1) {
+                    *d = pick(p, q);
+                }
+            }
+            _ => inner.copy_from_slice(r0),
+        }
+        for px in 0..pw {
+            // Window columns 3px-1 ..= 3px+1 are band[3px ..= 3px+2].
+            let c = 3 * px;
+            let best = pick(pick(band[c], band[c + 1]), band[c + 2]);
+            let j = py * pw + px;
+            out[j] = fma::<false>(best, a, b);
+            if let Some(arg) = arg.as_deref_mut() {
+                let (xs, xe) = sc.xwin[px];
+                let mut at = ys * s + xs;
+                'scan: for y in ys..ye {
+                    for x in xs..xe {
+                        if map[y * s + x] == best {
+                            at = y * s + x;
+                            break 'scan;
+                        }
+                    }
+                }
+                arg[j] = at as u32;
+            }
+        }
+    }
+}
+
+/// [`pool_sample`] over every channel of one sample.
+#[inline(always)]
+fn pool_channels(
+    g: &BlockGeom,
+    act: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    out: &mut [f32],
+    mut arg: Option<&mut [u32]>,
+    sc: &mut PoolScratch,
+) {
+    let (pout, per) = (g.plane_out(), g.ph() * g.pw());
+    if sc.ywin.len() != g.ph() || sc.xwin.len() != g.pw() || sc.band.len() != g.wo() + 2 {
+        sc.prepare(g);
+    }
+    let centred3 = (g.pool_k, g.pool_s, g.pool_p) == (3, 3, 1);
+    for o in 0..g.cout {
+        let map = &act[o * pout..(o + 1) * pout];
+        let dst = &mut out[o * per..(o + 1) * per];
+        let ar = arg.as_deref_mut().map(|a| &mut a[o * per..(o + 1) * per]);
+        if centred3 {
+            if scale[o] < 0.0 {
+                pool3_sample::<true>(g, map, (scale[o], shift[o]), dst, ar, sc);
+            } else {
+                pool3_sample::<false>(g, map, (scale[o], shift[o]), dst, ar, sc);
+            }
+        } else if scale[o] < 0.0 {
+            pool_sample::<true>(g, map, (scale[o], shift[o]), dst, ar, sc);
+        } else {
+            pool_sample::<false>(g, map, (scale[o], shift[o]), dst, ar, sc);
+        }
+    }
+}
+
+/// Dot product of two slices whose length is a multiple of 64 (eight independent vector
+/// accumulators, so the fused multiply-adds do not wait on each other).
+#[inline(always)]
+fn dot<const F: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; DOT];
+    for (x, y) in a.chunks_exact(DOT).zip(b.chunks_exact(DOT)) {
+        for i in 0..DOT {
+            acc[i] = fma::<F>(x[i], y[i], acc[i]);
+        }
+    }
+    acc.iter().sum()
+}
+
+/// Sum with independent accumulators.
+#[inline(always)]
+fn sum16(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = a.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Constants of the BatchNorm backward pass for one channel.
+#[derive(Clone, Copy)]
+struct BnBack {
+    mean: f32,
+    invstd: f32,
+    /// `gamma * invstd`.
+    k: f32,
+    /// `dbeta / N`.
+    c1: f32,
+    /// `dgamma / N`.
+    c2: f32,
+}
+
+/// The gradient of one sample with respect to the weights (`dw`, accumulated) and the bias
+/// (`db`, accumulated), from the pooled-output gradient `gout`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_sample<const F: bool>(
+    g: &BlockGeom,
+    xp: &[f32],
+    act: &[f32],
+    arg: &[u32],
+    gout: &[f32],
+    bn: &[BnBack],
+    dz: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (s, pin, pout, wo, k) = (g.stride(), g.plane_in(), g.plane_out(), g.wo(), g.k);
+    let (kk, npool) = (k * k, g.ph() * g.pw());
+    for o in 0..g.cout {
+        let map = &act[o * pout..(o + 1) * pout];
+        let b = bn[o];
+        // dL/dz = [a > 0] (k (g_pool - c1 - xhat c2)): the dense part first, zero where the
+        // ReLU was off and in the unused columns...
+        for (drow, arow) in dz.chunks_exact_mut(s).zip(map.chunks_exact(s)) {
+            for (d, &a) in drow[..wo].iter_mut().zip(&arow[..wo]) {
+                let xhat = (a - b.mean) * b.invstd;
+                let v = -b.k * fma::<F>(xhat, b.c2, b.c1);
+                *d = if a > 0.0 { v } else { 0.0 };
+            }
+            drow[wo..].fill(0.0);
+        }
+        // ... then the pooled gradient at each window's maximum.
+        for (&i, &gv) in arg[o * npool..(o + 1) * npool].iter().zip(&gout[o * npool..(o + 1) * npool]) {
+            let i = i as usize;
+            if map[i] > 0.0 {
+                dz[i] += b.k * gv;
+            }
+        }
+        let bsum = sum16(dz);
+        db[o] += bsum;
+        for c in 0..g.cin {
+            let plane = &xp[c * pin..(c + 1) * pin];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let off = ky * s + kx;
+                    dw[(o * g.cin + c) * kk + ky * k + kx] += dot::<F>(dz, &plane[off..off + dz.len()]);
+                }
+            }
+        }
+    }
+}
+
+/// Instruction-set dispatch for the two compute kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Base,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn simd_level() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static LEVEL: OnceLock<Simd> = OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            if std::env::var_os("MEX_NO_AVX512").is_none()
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("fma")
+            {
+                Simd::Avx512
+            } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                Simd::Avx2
+            } else {
+                Simd::Base
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Simd::Base
+}
+
+/// The per-sample buffers of a forward pass.
+struct SampleIo<'a> {
+    /// The sample `(C, H, W)`.
+    x: &'a [f32],
+    /// Its padded copy.
+    xp: &'a mut [f32],
+    /// The post-ReLU maps.
+    act: &'a mut [f32],
+    /// Pooled output `(O, PH, PW)`.
+    out: &'a mut [f32],
+    /// Arg-max per pooled output (training).
+    arg: Option<&'a mut [u32]>,
+    /// Per-channel sums and sums of squares (training).
+    sums: Option<&'a mut [f64]>,
+}
+
+/// The parameters a forward pass needs: weights, bias, and the per-channel affine map applied
+/// to the pooled values (its sign chooses max or min pooling).
+struct FwdParams<'a> {
+    wt: &'a [f32],
+    bias: &'a [f32],
+    scale: &'a [f32],
+    shift: &'a [f32],
+}
+
+/// Pad, convolve, (accumulate moments) and pool one sample.
+#[inline(always)]
+fn forward_sample_impl(
+    g: &BlockGeom,
+    p: &FwdParams<'_>,
+    io: SampleIo<'_>,
+    sc: &mut PoolScratch,
+    conv: impl Fn(&BlockGeom, &[f32], &[f32], &[f32], &mut [f32]),
+) {
+    pad_sample(g, io.x, io.xp);
+    conv(g, io.xp, p.wt, p.bias, io.act);
+    if let Some(sums) = io.sums {
+        sample_moments(g, io.act, sums);
+    }
+    pool_channels(g, io.act, p.scale, p.shift, io.out, io.arg, sc);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+    forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+    forward_sample_impl(g, p, io, sc, |g, xp, wt, bias, act| {
+        let mut o0 = 0;
+        while o0 + 4 <= g.cout {
+            conv4_avx512(g, xp, wt, bias, o0, act);
+            o0 += 4;
+        }
+        while o0 < g.cout {
+            conv_channels::<true, CH512, 1>(g, xp, wt, bias, o0, act);
+            o0 += 1;
+        }
+        zero_unused_columns(g, act);
+    })
+}
+
+/// [`conv_channels`] for four output channels with explicit AVX-512 intrinsics: 16 vector
+/// accumulators (4 channels x 64 floats) stay in registers while the taps stream by.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, act: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (s, pin, pout, k) = (g.stride(), g.plane_in(), g.plane_out(), g.k);
+    let (kk, wlen) = (k * k, g.cin * k * k);
+    let zero = _mm512_setzero_ps();
+    for base in (0..pout).step_by(64) {
+        let mut acc = [[zero; 4]; 4];
+        for (ob, a) in acc.iter_mut().enumerate() {
+            *a = [_mm512_set1_ps(bias[o0 + ob]); 4];
+        }
+        for c in 0..g.cin {
+            let plane = &xp[c * pin..(c + 1) * pin];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let t = c * kk + ky * k + kx;
+                    let off = base + ky * s + kx;
+                    let Some(src) = plane.get(off..off + 64) else { return };
+                    // SAFETY: `src` holds 64 floats, read as four unaligned 16-float vectors.
+                    let v = unsafe {
+                        [
+                            _mm512_loadu_ps(src.as_ptr()),
+                            _mm512_loadu_ps(src.as_ptr().add(16)),
+                            _mm512_loadu_ps(src.as_ptr().add(32)),
+                            _mm512_loadu_ps(src.as_ptr().add(48)),
+                        ]
+                    };
+                    for (ob, a) in acc.iter_mut().enumerate() {
+                        let w = _mm512_set1_ps(wt[(o0 + ob) * wlen + t]);
+                        for (ai, vi) in a.iter_mut().zip(v) {
+                            *ai = _mm512_fmadd_ps(w, vi, *ai);
+                        }
+                    }
+                }
+            }
+        }
+        let end = (base + 64).min(pout);
+        for (ob, a) in acc.iter().enumerate() {
+            let mut tmp = [0f32; 64];
+            for (i, ai) in a.iter().enumerate() {
+                // SAFETY: `tmp` has room for four 16-float vectors.
+                unsafe { _mm512_storeu_ps(tmp.as_mut_ptr().add(16 * i), _mm512_max_ps(*ai, zero)) };
+            }
+            let map = &mut act[(o0 + ob) * pout..(o0 + ob + 1) * pout];
+            map[base..end].copy_from_slice(&tmp[..end - base]);
+        }
+    }
+}
+
+fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+    match simd_level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
+        Simd::Avx2 => unsafe { forward_sample_avx2(g, p, io, sc) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX-512F and FMA.
+        Simd::Avx512 => unsafe { forward_sample_avx512(g, p, io, sc) },
+        Simd::Base => forward_sample_impl(g, p, io, sc, conv_sample::<false, CH, CONV_OB>),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+fn backward_sample_avx2(
+    g: &BlockGeom,
+    xp: &[f32],
+    act: &[f32],
+    arg: &[u32],
+    gout: &[f32],
+    bn: &[BnBack],
+    dz: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    backward_sample::<true>(g, xp, act, arg, gout, bn, dz, dw, db)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_dispatch(
+    g: &BlockGeom,
+    xp: &[f32],
+    act: &[f32],
+    arg: &[u32],
+    gout: &[f32],
+    bn: &[BnBack],
+    dz: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    match simd_level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
+        Simd::Avx2 | Simd::Avx512 => unsafe { backward_sample_avx2(g, xp, act, arg, gout, bn, dz, dw, db) },
+        Simd::Base => backward_sample::<false>(g, xp, act, arg, gout, bn, dz, dw, db),
+    }
+}
+
+fn lock(cache: &SharedCache) -> candle_core::Result<std::sync::MutexGuard<'_, FusedCache>> {
+    cache.lock().map_err(|_| candle_core::Error::Msg("fused cache poisoned".into()))
+}
+
+impl FusedOp {
+    fn check(&self, l1: &Layout, l2: &Layout, eval: bool) -> candle_core::Result<usize> {
+        let g = &self.geom;
+        let (n, c, h, w) = l1.shape().dims4()?;
+        if (c, h, w) != (g.cin, g.h, g.w) {
+            candle_core::bail!("fused block: input {:?} does not match {:?}", l1.shape(), (g.cin, g.h, g.w))
+        }
+        if l2.shape().elem_count() != g.packed_len(eval) {
+            candle_core::bail!(
+                "fused block: {} packed parameters, expected {}",
+                l2.shape().elem_count(),
+                g.packed_len(eval)
+            )
+        }
+        Ok(n)
+    }
+
+    fn eval_fwd(&self, x: &[f32], p: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+        let g = self.geom;
+        let (nw, o) = (g.nw(), g.cout);
+        let (wt, rest) = p.split_at(nw);
+        let (bias, gamma, beta, rm, rv) =
+            (&rest[..o], &rest[o..2 * o], &rest[2 * o..3 * o], &rest[3 * o..4 * o], &rest[4 * o..5 * o]);
+        let scale: Vec<f32> = gamma.iter().zip(rv).map(|(g_, v)| g_ / (v + g.eps).sqrt()).collect();
+        let shift: Vec<f32> = beta.iter().zip(rm).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+        let (insz, outsz) = (g.cin * g.h * g.w, o * g.ph() * g.pw());
+        let params = FwdParams { wt, bias, scale: &scale, shift: &shift };
+        let mut out = vec![0f32; n * outsz];
+        x.par_chunks(insz).zip(out.par_chunks_mut(outsz)).for_each_init(
+            || (vec![0f32; g.cin * g.plane_in()], vec![0f32; o * g.plane_out()], PoolScratch::default()),
+            |(xp, act, scratch), (xs, os)| {
+                let io = SampleIo { x: xs, xp, act, out: os, arg: None, sums: None };
+                forward_sample(&g, &params, io, scratch);
+            },
+        );
+        Ok(out)
+    }
+
+    fn train_fwd(&self, x: &[f32], p: &[f32], n: usize, generation: u64) -> candle_core::Result<Vec<f32>> {
+        let g = self.geom;
+        let Some(cache) = &self.cache else { candle_core::bail!("fused block: training without a cache") };
+        let mut guard = lock(cache)?;
+        let c = &mut *guard;
+        let (nw, o) = (g.nw(), g.cout);
+        let (wt, rest) = p.split_at(nw);
+        let (bias, gamma, beta) = (&rest[..o], &rest[o..2 * o], &rest[2 * o..3 * o]);
+        let (pin, pout, npool) = (g.cin * g.plane_in(), o * g.plane_out(), o * g.ph() * g.pw());
+        c.generation = generation;
+        c.batch = n;
+        c.geom = Some(g);
+        c.xp.resize(n * pin, 0.0);
+        c.act.resize(n * pout, 0.0);
+        c.arg.resize(n * npool, 0);
+        let insz = g.cin * g.h * g.w;
+        // The sign of BatchNorm's scale is the sign of gamma (1/std > 0), so the pooling
+        // direction is known before the batch statistics: pool the raw maps (negated where
+        // gamma < 0) while they are still in cache, and apply the affine map to the pooled
+        // values once the statistics are known.
+        let dirs: Vec<f32> = gamma.iter().map(|&v| if v < 0.0 { -1.0 } else { 1.0 }).collect();
+        let zeros = vec![0f32; o];
+        let params = FwdParams { wt, bias, scale: &dirs, shift: &zeros };
+        let mut out = vec![0f32; n * npool];
+        // Convolution, moments and raw pooling, in parallel over fixed blocks of samples.
+        let moments: Vec<Vec<f64>> = x
+            .par_chunks(insz * BLOCK)
+            .zip(c.xp.par_chunks_mut(pin * BLOCK))
+            .zip(c.act.par_chunks_mut(pout * BLOCK))
+            .zip(out.par_chunks_mut(npool * BLOCK).zip(c.arg.par_chunks_mut(npool * BLOCK)))
+            .map(|(((xb, xpb), ab), (ob, argb))| {
+                let mut sums = vec![0f64; 2 * o];
+                let mut scratch = PoolScratch::default();
+                let samples = xb.chunks(insz).zip(xpb.chunks_mut(pin)).zip(ab.chunks_mut(pout));
+                for (((xs, xp), act), (os, arg)) in
+                    samples.zip(ob.chunks_mut(npool).zip(argb.chunks_mut(npool)))
+                {
+                    let io = SampleIo { x: xs, xp, act, out: os, arg: Some(arg), sums: Some(&mut sums) };
+                    forward_sample(&g, &params, io, &mut scratch);
+                }
+                sums
+            })
+            .collect();
+        let count = n * g.ho() * g.wo();
+        let mut mean = vec![0f32; o];
+        let mut var = vec![0f32; o];
+        for ch in 0..o {
+            let s1: f64 = moments.iter().map(|m| m[2 * ch]).sum();
+            let s2: f64 = moments.iter().map(|m| m[2 * ch + 1]).sum();
+            let mu = s1 / count as f64;
+            mean[ch] = mu as f32;
+            var[ch] = (s2 / count as f64 - mu * mu).max(0.0) as f32;
+        }
+        c.invstd = var.iter().map(|v| 1.0 / (v + g.eps).sqrt()).collect();
+        let scale: Vec<f32> = gamma.iter().zip(&c.invstd).map(|(g_, s)| g_ * s).collect();
+        let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+        // out holds dir * raw maximum; dir * dir = 1 exactly.
+        let per = g.ph() * g.pw();
+        out.par_chunks_mut(npool).for_each(|os| {
+            for (ch, vals) in os.chunks_exact_mut(per).enumerate() {
+                let (a, b) = (scale[ch] * dirs[ch], shift[ch]);
+                for v in vals {
+                    *v = fma::<false>(*v, a, b);
+                }
+            }
+        });
+        c.stats = BatchStats { mean, var, count };
+        Ok(out)
+    }
+
+    fn train_bwd(&self, packed: &Tensor, grad: &Tensor, generation: u64) -> candle_core::Result<Tensor> {
+        let g = self.geom;
+        let Some(cache) = &self.cache else { candle_core::bail!("fused block: training without a cache") };
+        let mut guard = lock(cache)?;
+        let c = &mut *guard;
+        if c.generation != generation || c.geom != Some(g) {
+            candle_core::bail!(
+                "fused block: backward of an older forward pass (the cache now holds a newer one); \
+                 call backward before the next training forward"
+            )
+        }
+        let n = c.batch;
+        let (nw, o) = (g.nw(), g.cout);
+        let p = packed.flatten_all()?.to_vec1::<f32>()?;
+        let gout = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let npool = o * g.ph() * g.pw();
+        if gout.len() != n * npool {
+            candle_core::bail!("fused block: gradient has {} values, expected {}", gout.len(), n * npool)
+        }
+        let gamma = &p[nw + o..nw + 2 * o];
+        // dbeta and dgamma from the pooled positions (the scattered gradient is zero elsewhere).
+        let (mut dbeta, mut dgamma) = (vec![0f64; o], vec![0f64; o]);
+        let (pout, per) = (g.plane_out(), g.ph() * g.pw());
+        for b in 0..n {
+            for ch in 0..o {
+                let j0 = b * npool + ch * per;
+                let map = &c.act[(b * o + ch) * pout..(b * o + ch + 1) * pout];
+                let (m, is) = (c.stats.mean[ch], c.invstd[ch]);
+                let (mut sb, mut sg) = (0f32, 0f32);
+                for (&i, &gv) in c.arg[j0..j0 + per].iter().zip(&gout[j0..j0 + per]) {
+                    sb += gv;
+                    sg += gv * (map[i as usize] - m) * is;
+                }
+                dbeta[ch] += sb as f64;
+                dgamma[ch] += sg as f64;
+            }
+        }
+        let cnt = c.stats.count as f64;
+        let bn: Vec<BnBack> = (0..o)
+            .map(|ch| BnBack {
+                mean: c.stats.mean[ch],
+                invstd: c.invstd[ch],
+                k: gamma[ch] * c.invstd[ch],
+                c1: (dbeta[ch] / cnt) as f32,
+                c2: (dgamma[ch] / cnt) as f32,
+            })
+            .collect();
+        let pin = g.cin * g.plane_in();
+        let nblocks = n.div_ceil(BLOCK);
+        // One dz map per block, padded with zeros to a multiple of the dot-product block (the
+        // padded input planes have the slack to be read that far).
+        let dzlen = pout.div_ceil(DOT) * DOT;
+        c.dz.clear();
+        c.dz.resize(nblocks * dzlen, 0.0);
+        let (xp, act, arg) = (&c.xp, &c.act, &c.arg);
+        let partials: Vec<Vec<f32>> =
+            c.dz.par_chunks_mut(dzlen)
+                .enumerate()
+                .map(|(blk, dz)| {
+                    let mut acc = vec![0f32; nw + o];
+                    let (dw, db) = acc.split_at_mut(nw);
+                    for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
+                        backward_dispatch(
+                            &g,
+                            &xp[b * pin..(b + 1) * pin],
+                            &act[b * o * pout..(b + 1) * o * pout],
+                            &arg[b * npool..(b + 1) * npool],
+                            &gout[b * npool..(b + 1) * npool],
+                            &bn,
+                            dz,
+                            dw,
+                            db,
+                        );
+                    }
+                    acc
+                })
+                .collect();
+        let mut out = vec![0f32; g.packed_len(false)];
+        for part in &partials {
+            for (a, b) in out.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        for ch in 0..o {
+            out[nw + o + ch] = dgamma[ch] as f32;
+            out[nw + 2 * o + ch] = dbeta[ch] as f32;
+        }
+        Tensor::from_vec(out, packed.shape(), packed.device())
+    }
+}
+
+impl CustomOp2 for FusedOp {
+    fn name(&self) -> &'static str {
+        "conv_relu_bn_pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let eval = matches!(self.mode, Mode::Eval);
+        let n = self.check(l1, l2, eval)?;
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let p = contiguous_f32(s2, l2, self.name())?;
+        let out = match self.mode {
+            Mode::Eval => self.eval_fwd(x, p, n)?,
+            Mode::Train { generation } => self.train_fwd(x, p, n, generation)?,
+        };
+        let g = self.geom;
+        Ok((CpuStorage::F32(out), Shape::from((n, g.cout, g.ph(), g.pw()))))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        packed: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        match self.mode {
+            Mode::Train { generation } => Ok((None, Some(self.train_bwd(packed, grad, generation)?))),
+            Mode::Eval => candle_core::bail!("fused block: eval mode has no backward pass"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::max_pool2d_padded;
+    use candle_core::{Device, Var};
+    use candle_nn::ModuleT;
+
+    struct Ref {
+        w: Var,
+        b: Var,
+        gamma: Var,
+        beta: Var,
+    }
+
+    fn setup(g: &BlockGeom, seed: u64) -> (Tensor, Ref) {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let dev = Device::Cpu;
+        let mut v =
+            |n: usize, lo: f32, hi: f32| -> Vec<f32> { (0..n).map(|_| r.random_range(lo..hi)).collect() };
+        let x = Tensor::from_vec(v(4 * g.cin * g.h * g.w, 0.0, 255.0), (4, g.cin, g.h, g.w), &dev).unwrap();
+        let x =
+            Tensor::cat(&[&x, &x.affine(0.5, -60.0).unwrap(), &x.affine(-1.0, 255.0).unwrap()], 0).unwrap();
+        let w = Var::from_vec(v(g.nw(), -0.2, 0.2), (g.cout, g.cin, g.k, g.k), &dev).unwrap();
+        let b = Var::from_vec(v(g.cout, -1.0, 1.0), g.cout, &dev).unwrap();
+        let gamma = Var::from_vec(v(g.cout, -1.5, 1.5), g.cout, &dev).unwrap();
+        let beta = Var::from_vec(v(g.cout, -1.0, 1.0), g.cout, &dev).unwrap();
+        (x, Ref { w, b, gamma, beta })
+    }
+
+    fn geom() -> BlockGeom {
+        BlockGeom { cin: 3, h: 28, w: 28, cout: 16, k: 3, pad: 2, pool_k: 3, pool_s: 3, pool_p: 1, eps: 1e-5 }
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    }
+
+    #[test]
+    fn train_forward_and_gradients_match_candle_ops() {
+        for (pad, seed) in [(2, 1), (1, 2), (0, 3)] {
+            let g = BlockGeom { pad, ..geom() };
+            let (x, r) = setup(&g, seed);
+            // Reference: candle's conv2d, relu and batch statistics, then the padded max-pool op.
+            let z = x.conv2d(r.w.as_tensor(), pad, 1, 1, 1).unwrap();
+            let z = z
+                .broadcast_add(&r.b.as_tensor().reshape((1, g.cout, 1, 1)).unwrap())
+                .unwrap()
+                .relu()
+                .unwrap();
+            let mean = z.mean_keepdim(0).unwrap().mean_keepdim(2).unwrap().mean_keepdim(3).unwrap();
+            let d = z.broadcast_sub(&mean).unwrap();
+            let var =
+                d.sqr().unwrap().mean_keepdim(0).unwrap().mean_keepdim(2).unwrap().mean_keepdim(3).unwrap();
+            let xhat = d.broadcast_div(&(var.clone() + 1e-5).unwrap().sqrt().unwrap()).unwrap();
+            let y = xhat
+                .broadcast_mul(&r.gamma.as_tensor().reshape((1, g.cout, 1, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&r.beta.as_tensor().reshape((1, g.cout, 1, 1)).unwrap())
+                .unwrap();
+            let want = max_pool2d_padded(&y, 3, 3, 1).unwrap();
+            // A loss with a different weight on every output, so every gradient path matters.
+            let lw = Tensor::arange(0f32, want.elem_count() as f32, &Device::Cpu)
+                .unwrap()
+                .affine(0.37, 0.0)
+                .unwrap()
+                .sin()
+                .unwrap()
+                .reshape(want.shape())
+                .unwrap();
+            let want_grads = (want.clone() * &lw).unwrap().sum_all().unwrap().backward().unwrap();
+
+            let cache = SharedCache::default();
+            let packed = pack_params(
+                &[(r.w.as_tensor(), r.b.as_tensor(), r.gamma.as_tensor(), r.beta.as_tensor())],
+                None,
+            )
+            .unwrap();
+            let (got, stats) = forward_train(&x, &packed, g, &cache).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            assert!(max_rel(&got, &want) < 1e-5, "pad {pad}: forward {}", max_rel(&got, &want));
+            let want_mean = mean.flatten_all().unwrap();
+            let want_var = var.flatten_all().unwrap();
+            assert!(max_rel(&Tensor::new(stats.mean.as_slice(), &Device::Cpu).unwrap(), &want_mean) < 1e-5);
+            assert!(max_rel(&Tensor::new(stats.var.as_slice(), &Device::Cpu).unwrap(), &want_var) < 1e-4);
+            let grads = (got * &lw).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, v) in [("weight", &r.w), ("bias", &r.b), ("gamma", &r.gamma), ("beta", &r.beta)] {
+                let a = grads.get(v.as_tensor()).unwrap();
+                let b = want_grads.get(v.as_tensor()).unwrap();
+                let e = max_rel(a, b);
+                assert!(e < 2e-4, "pad {pad}: d{name} differs by {e} (relative to its largest value)");
+            }
+        }
+    }
+
+    #[test]
+    fn eval_forward_matches_candle_batch_norm() {
+        let g = geom();
+        let (x, r) = setup(&g, 7);
+        let dev = Device::Cpu;
+        let rm = Tensor::new(
+            &[0.5f32, 3.0, 10.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 1.5, 2.5, 3.5],
+            &dev,
+        )
+        .unwrap();
+        let rv = (rm.clone() * 2.0).unwrap().affine(1.0, 0.3).unwrap();
+        let bn = candle_nn::BatchNorm::new(
+            g.cout,
+            rm.clone(),
+            rv.clone(),
+            r.gamma.as_tensor().clone(),
+            r.beta.as_tensor().clone(),
+            1e-5,
+        )
+        .unwrap();
+        let z = x.conv2d(r.w.as_tensor(), g.pad, 1, 1, 1).unwrap();
+        let z =
+            z.broadcast_add(&r.b.as_tensor().reshape((1, g.cout, 1, 1)).unwrap()).unwrap().relu().unwrap();
+        let want = max_pool2d_padded(&bn.forward_t(&z, false).unwrap(), 3, 3, 1).unwrap();
+        let packed = pack_params(
+            &[(r.w.as_tensor(), r.b.as_tensor(), r.gamma.as_tensor(), r.beta.as_tensor())],
+            Some(&[(&rm, &rv)]),
+        )
+        .unwrap();
+        let got = forward_eval(&x, &packed, g).unwrap();
+        assert!(max_rel(&got, &want) < 1e-5, "{}", max_rel(&got, &want));
+    }
+
+    #[test]
+    fn stale_backward_is_an_error_and_bad_shapes_are_refused() {
+        let g = geom();
+        let (x, r) = setup(&g, 9);
+        let cache = SharedCache::default();
+        let packed =
+            pack_params(&[(r.w.as_tensor(), r.b.as_tensor(), r.gamma.as_tensor(), r.beta.as_tensor())], None)
+                .unwrap();
+        let (y1, _) = forward_train(&x, &packed, g, &cache).unwrap();
+        let (_y2, _) = forward_train(&x, &packed, g, &cache).unwrap();
+        let err = y1.sum_all().unwrap().backward().unwrap_err().to_string();
+        assert!(err.contains("older forward"), "{err}");
+        let bad = BlockGeom { h: 20, ..g };
+        assert!(forward_eval(&x, &packed, bad).is_err());
+        assert!(forward_eval(&x, &packed, g).is_err(), "training layout is too short for eval");
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let g = geom();
+        let (x, r) = setup(&g, 11);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let cache = SharedCache::default();
+                let packed = pack_params(
+                    &[(r.w.as_tensor(), r.b.as_tensor(), r.gamma.as_tensor(), r.beta.as_tensor())],
+                    None,
+                )
+                .unwrap();
+                let (y, _) = forward_train(&x, &packed, g, &cache).unwrap();
+                let gr = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let gw = gr.get(r.w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), gw)
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
