@@ -20,6 +20,7 @@ fn time<T>(what: &str, reps: usize, mut f: impl FnMut() -> T) -> T {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
     let dev = Device::Cpu;
     let x = Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap();
     let xb = x.narrow(0, 0, 256).unwrap().contiguous().unwrap();
@@ -43,7 +44,6 @@ fn main() {
     let params = [(w.as_tensor(), b.as_tensor(), gm.as_tensor(), bt.as_tensor())];
     let pe = pack_params(&params, Some(&[(&rm, &rv)])).unwrap();
     // `ststnet_profile eval N`: only the fused eval block, N times (for `perf stat`).
-    let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("eval") {
         let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
         time("fused eval 442", n, || fused::forward_eval(&x, &pe, g).unwrap());
@@ -67,6 +67,16 @@ fn main() {
     let vars = m.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
     let mut opt = mex_classify::Optimizer::new(vars, &mex_classify::TrainConfig::default()).unwrap();
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    // `ststnet_profile train N`: only the training step, N times.
+    if args.get(1).map(String::as_str) == Some("train") {
+        let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+        time("STSTNet train step 256", n, || {
+            let l = mex_classify::ops::cross_entropy(&m.forward_train(&xb, &mut rng).unwrap(), &yb, None)
+                .unwrap();
+            opt.step(&l.backward().unwrap()).unwrap()
+        });
+        return;
+    }
     time("STSTNet forward_train 256", 20, || m.forward_train(&xb, &mut rng).unwrap());
     time("STSTNet train step 256", 20, || {
         let l =

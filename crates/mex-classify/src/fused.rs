@@ -392,6 +392,7 @@ struct PoolScratch {
     ywin: Vec<(usize, usize)>,
     xwin: Vec<(usize, usize)>,
     band: Vec<f32>,
+    rows: Vec<u32>,
 }
 
 impl PoolScratch {
@@ -406,6 +407,7 @@ impl PoolScratch {
         self.xwin.clear();
         self.xwin.extend((0..g.pw()).map(|p| clip(p, g.wo())));
         self.band.resize(g.wo() + 2, 0.0);
+        self.rows.resize(g.wo() + 2, 0);
     }
 }
 
@@ -471,7 +473,10 @@ fn pool_sample<const NEG: bool>(
 /// [`pool_sample`] for STSTNet's pooling (kernel 3, stride 3, padding 1), vectorised: the
 /// window rows of each band are reduced column-wise into a buffer with a `-inf` (`+inf` for
 /// `NEG`) border, then each window is the reduction of three neighbouring columns centred on
-/// column `3 px`. Same results and arg-max as [`pool_sample`].
+/// column `3 px`. Same values as [`pool_sample`]; the arg-max is the first row of the first
+/// column holding the maximum, which differs from PyTorch's row-major first only between
+/// exactly equal values in different rows and columns (in practice the ReLU zeros, whose
+/// gradient is zero either way).
 #[inline(always)]
 fn pool3_sample<const NEG: bool>(
     g: &BlockGeom,
@@ -482,59 +487,59 @@ fn pool3_sample<const NEG: bool>(
     sc: &mut PoolScratch,
 ) {
     let (s, wo, pw) = (g.stride(), g.wo(), g.pw());
-    let pick = |m: f32, v: f32| {
-        if NEG {
-            if v < m {
-                v
-            } else {
-                m
-            }
-        } else if v > m {
-            v
-        } else {
-            m
-        }
-    };
+    let better = |v: f32, m: f32| if NEG { v < m } else { v > m };
+    let pick = |m: f32, v: f32| if better(v, m) { v } else { m };
     let edge = if NEG { f32::INFINITY } else { f32::NEG_INFINITY };
-    let band = &mut sc.band[..wo + 2];
+    let track = arg.is_some();
+    let (band, rows) = (&mut sc.band[..wo + 2], &mut sc.rows[..wo + 2]);
     band[0] = edge;
     band[wo + 1] = edge;
     for (py, &(ys, ye)) in sc.ywin.iter().enumerate() {
-        let inner = &mut band[1..wo + 1];
+        let (inner, irows) = (&mut band[1..wo + 1], &mut rows[1..wo + 1]);
         let r0 = &map[ys * s..ys * s + wo];
-        match ye - ys {
-            3 => {
-                let (r1, r2) = (&map[(ys + 1) * s..(ys + 1) * s + wo], &map[(ys + 2) * s..(ys + 2) * s + wo]);
+        let r1 = &map[(ys + 1).min(ye - 1) * s..][..wo];
+        let r2 = &map[(ys + 2).min(ye - 1) * s..][..wo];
+        // Column-wise best of the band's rows (the first row wins ties); with `track`, the
+        // winning row too.
+        match (ye - ys, track) {
+            (3, false) => {
                 for (((d, &p), &q), &t) in inner.iter_mut().zip(r0).zip(r1).zip(r2) {
                     *d = pick(pick(p, q), t);
                 }
             }
-            2 => {
-                let r1 = &map[(ys + 1) * s..(ys + 1) * s + wo];
+            (2, false) => {
                 for ((d, &p), &q) in inner.iter_mut().zip(r0).zip(r1) {
                     *d = pick(p, q);
                 }
             }
-            _ => inner.copy_from_slice(r0),
+            (_, false) => inner.copy_from_slice(r0),
+            (n, true) => {
+                for ((((d, r), &p), &q), &t) in inner.iter_mut().zip(irows.iter_mut()).zip(r0).zip(r1).zip(r2)
+                {
+                    let (m01, i01) = if n > 1 && better(q, p) { (q, 1) } else { (p, 0) };
+                    (*d, *r) = if n > 2 && better(t, m01) { (t, 2) } else { (m01, i01) };
+                }
+            }
         }
         for px in 0..pw {
-            // Window columns 3px-1 ..= 3px+1 are band[3px ..= 3px+2].
+            // Window columns 3px-1 ..= 3px+1 are band[3px ..= 3px+2]; the first column wins
+            // ties.
             let c = 3 * px;
-            let best = pick(pick(band[c], band[c + 1]), band[c + 2]);
+            let [v0, v1, v2] = match band.get(c..c + 3) {
+                Some(&[p, q, t]) => [p, q, t],
+                _ => [edge; 3],
+            };
+            // Branch-free (selects), as the comparisons are unpredictable.
+            let t1 = better(v1, v0);
+            let (m01, i01) = (if t1 { v1 } else { v0 }, if t1 { c + 1 } else { c });
+            let t2 = better(v2, m01);
+            let (best, bc) = (if t2 { v2 } else { m01 }, if t2 { c + 2 } else { i01 });
             let j = py * pw + px;
             out[j] = fma::<false>(best, a, b);
             if let Some(arg) = arg.as_deref_mut() {
-                let (xs, xe) = sc.xwin[px];
-                let mut at = ys * s + xs;
-                'scan: for y in ys..ye {
-                    for x in xs..xe {
-                        if map[y * s + x] == best {
-                            at = y * s + x;
-                            break 'scan;
-                        }
-                    }
-                }
-                arg[j] = at as u32;
+                // band index bc is map column bc - 1 (never an edge: real values beat them).
+                let r = rows.get(bc).copied().unwrap_or(0) as usize;
+                arg[j] = ((ys + r) * s + bc.saturating_sub(1)) as u32;
             }
         }
     }
@@ -655,14 +660,43 @@ fn backward_sample<const F: bool>(
         db[o] += bsum;
         for c in 0..g.cin {
             let plane = &xp[c * pin..(c + 1) * pin];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let off = ky * s + kx;
-                    dw[(o * g.cin + c) * kk + ky * k + kx] += dot::<F>(dz, &plane[off..off + dz.len()]);
+            let dwc = &mut dw[(o * g.cin + c) * kk..(o * g.cin + c + 1) * kk];
+            if k == 3 {
+                // The nine taps together: each dz vector is loaded once for nine accumulators.
+                let t = dot9::<F>(dz, plane, s);
+                for (d, v) in dwc.iter_mut().zip(t) {
+                    *d += v;
+                }
+            } else {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let off = ky * s + kx;
+                        dwc[ky * k + kx] += dot::<F>(dz, &plane[off..off + dz.len()]);
+                    }
                 }
             }
         }
     }
+}
+
+/// The nine 3x3-tap correlations of `dz` with `plane` shifted by `ky * s + kx`, in 16-float
+/// chunks with one accumulator per tap (`dz.len()` is a multiple of 16 and `plane` has
+/// `2 s + 2` floats of slack after it).
+#[inline(always)]
+fn dot9<const F: bool>(dz: &[f32], plane: &[f32], s: usize) -> [f32; 9] {
+    const L: usize = 16;
+    let offs = [0, 1, 2, s, s + 1, s + 2, 2 * s, 2 * s + 1, 2 * s + 2];
+    let mut acc = [[0f32; L]; 9];
+    for (ci, d) in dz.chunks_exact(L).enumerate() {
+        let base = ci * L;
+        for (a, &off) in acc.iter_mut().zip(&offs) {
+            let Some(src) = plane.get(base + off..base + off + L) else { continue };
+            for i in 0..L {
+                a[i] = fma::<F>(d[i], src[i], a[i]);
+            }
+        }
+    }
+    acc.map(|a| a.iter().sum())
 }
 
 /// Instruction-set dispatch for the two compute kernels.
@@ -843,6 +877,23 @@ fn backward_sample_avx2(
     backward_sample::<true>(g, xp, act, arg, gout, bn, dz, dw, db)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn backward_sample_avx512(
+    g: &BlockGeom,
+    xp: &[f32],
+    act: &[f32],
+    arg: &[u32],
+    gout: &[f32],
+    bn: &[BnBack],
+    dz: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    backward_sample::<true>(g, xp, act, arg, gout, bn, dz, dw, db)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn backward_dispatch(
     g: &BlockGeom,
@@ -858,7 +909,10 @@ fn backward_dispatch(
     match simd_level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
-        Simd::Avx2 | Simd::Avx512 => unsafe { backward_sample_avx2(g, xp, act, arg, gout, bn, dz, dw, db) },
+        Simd::Avx2 => unsafe { backward_sample_avx2(g, xp, act, arg, gout, bn, dz, dw, db) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX-512F and FMA.
+        Simd::Avx512 => unsafe { backward_sample_avx512(g, xp, act, arg, gout, bn, dz, dw, db) },
         Simd::Base => backward_sample::<false>(g, xp, act, arg, gout, bn, dz, dw, db),
     }
 }
