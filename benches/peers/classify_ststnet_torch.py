@@ -8,6 +8,8 @@ Modes:
                                (CSV subject,file,label,l0,l1,l2), UF1/UAR printed.
   bench    --data DIR          inference (batch 442) and training-step (batch 256) timings with
                                1 and 2 threads; one epoch of one fold (reference recipe).
+  compare  --data DIR          bench, then mex-classify's same timings (examples/ststnet_profile
+                               json) with RAYON_NUM_THREADS 1 and 2, and a markdown table of ratios.
 """
 import argparse, json, os, sys, time
 
@@ -157,12 +159,47 @@ def mode_bench(data, reps):
                 opt.zero_grad(); lf(m(xt[s:s + 256]), yt[s:s + 256]).backward(); opt.step()
         res[f"epoch_fold_t{threads}_ms"] = (time.perf_counter() - t) / reps * 1e3
     res["torch"] = torch.__version__
-    print(json.dumps(res, indent=1))
+    return res
+
+
+def mex_timings(reps):
+    """mex-classify's model-level timings (examples/ststnet_profile.rs `json` mode) with 1 and 2
+    rayon threads, in the same run as PyTorch's."""
+    import subprocess
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "mex-classify", "--example", "ststnet_profile"],
+                   cwd=root, check=True)
+    exe = os.path.join(root, "target", "release", "examples", "ststnet_profile")
+    out = {}
+    for threads in (1, 2):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        r = json.loads(subprocess.run([exe, "json", str(reps)], env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+        for k in ("infer_442_ms", "train_step_256_ms", "epoch_fold_ms"):
+            out[f"{k[:-3]}_t{threads}_ms"] = r[k]
+    return out
+
+
+def mode_compare(data, reps):
+    torch_res = mode_bench(data, reps)
+    mex = mex_timings(reps)
+    rows = []
+    for what, tk, mk, n in (("inference, batch 442", "infer_442", "infer_442", 442),
+                            ("training step, batch 256", "train_step_256", "train_step_256", 256),
+                            ("one epoch of one fold (435 samples)", "epoch_fold", "epoch_fold", 435)):
+        for t in (1, 2):
+            tm, mm = torch_res[f"{tk}_t{t}_ms"], mex[f"{mk}_t{t}_ms"]
+            rows.append((what, t, tm, mm, tm / mm, n * 1e3 / tm, n * 1e3 / mm))
+    print(f"PyTorch {torch_res['torch']} vs mex-classify, same run (ms; samples/s; speed-up = PyTorch time / mex time)")
+    print("| what | threads | PyTorch ms | mex ms | speed-up | PyTorch samples/s | mex samples/s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f}x | {r[5]:,.0f} | {r[6]:,.0f} |")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["fixture", "logits", "bench"])
+    ap.add_argument("mode", choices=["fixture", "logits", "bench", "compare"])
     ap.add_argument("--data", default=os.environ.get("MEX_TEST_DATA", "../shared/data") + "/ststnet-composite")
     ap.add_argument("--out", default="crates/mex-classify/tests/fixtures")
     ap.add_argument("--reps", type=int, default=20)
@@ -171,5 +208,7 @@ if __name__ == "__main__":
         mode_fixture(a.out)
     elif a.mode == "logits":
         mode_logits(a.data, a.out)
+    elif a.mode == "compare":
+        mode_compare(a.data, a.reps)
     else:
-        mode_bench(a.data, a.reps)
+        print(json.dumps(mode_bench(a.data, a.reps), indent=1))

@@ -2,6 +2,7 @@
 //! Times the stages of an STSTNet forward pass (batch 442) and of one training step (batch 256):
 //! the fused convolution block alone (eval, training forward, training backward) and the whole
 //! model. `RAYON_NUM_THREADS=1 cargo run --release -p mex-classify --example ststnet_profile`
+//! (`... -- json 20` prints the model-level timings the peer script compares with PyTorch).
 
 use candle_core::{Device, Tensor, Var};
 use mex_classify::fused::{self, pack_params, BlockGeom, SharedCache};
@@ -19,8 +20,65 @@ fn time<T>(what: &str, reps: usize, mut f: impl FnMut() -> T) -> T {
     out.unwrap()
 }
 
+/// Median wall time of `reps` calls, in milliseconds.
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+/// `ststnet_profile json REPS`: the model-level timings the peer script compares with PyTorch
+/// (inference on 442 samples, one training step on 256, one epoch of a 435-sample fold in
+/// batches of 256), as JSON, with the threads of `RAYON_NUM_THREADS`.
+fn json(reps: usize) {
+    let dev = Device::Cpu;
+    let cfg = ModelConfig::Ststnet(StstnetConfig::default());
+    let mut m = Model::new(&cfg, 0, &dev).unwrap();
+    let x = Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap();
+    let infer = median_ms(reps, || {
+        m.forward_eval(&x).unwrap();
+    });
+    let vars = m.trainable_vars().unwrap().into_iter().map(|(_, v)| v).collect();
+    let mut opt = mex_classify::Optimizer::new(vars, &mex_classify::TrainConfig::default()).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let batches: Vec<(Tensor, Tensor)> = [(0, 256), (256, 179)]
+        .iter()
+        .map(|&(s, n)| {
+            let xb = x.narrow(0, s, n).unwrap().contiguous().unwrap();
+            let yb = Tensor::from_vec((0..n as u32).map(|i| i % 3).collect::<Vec<_>>(), n, &dev).unwrap();
+            (xb, yb)
+        })
+        .collect();
+    let mut step = |xb: &Tensor, yb: &Tensor| {
+        let l = mex_classify::ops::cross_entropy(&m.forward_train(xb, &mut rng).unwrap(), yb, None).unwrap();
+        opt.step(&l.backward().unwrap()).unwrap();
+    };
+    let train = median_ms(reps, || step(&batches[0].0, &batches[0].1));
+    let epoch = median_ms(reps, || {
+        for (xb, yb) in &batches {
+            step(xb, yb);
+        }
+    });
+    let threads = rayon::current_num_threads();
+    println!(
+        "{{\"threads\": {threads}, \"infer_442_ms\": {infer:.3}, \"train_step_256_ms\": {train:.3}, \
+         \"epoch_fold_ms\": {epoch:.3}}}"
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("json") {
+        json(args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20));
+        return;
+    }
     let dev = Device::Cpu;
     let x = Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap();
     let xb = x.narrow(0, 0, 256).unwrap().contiguous().unwrap();

@@ -416,7 +416,7 @@ impl PoolScratch {
 /// BatchNorm's affine map is monotonic per channel, so the maximum of the normalised window is
 /// the normalised maximum (`a >= 0`, `NEG` false) or minimum (`a < 0`, `NEG` true) of the raw
 /// window: the pooling runs on the raw maps, with an unrolled path for full 3x3 windows.
-/// Non-finite values are not propagated as PyTorch does: the model checks its inputs.
+/// Non-finite values would not propagate as in PyTorch: the op refuses non-finite inputs.
 #[inline(always)]
 fn pool_sample<const NEG: bool>(
     g: &BlockGeom,
@@ -1136,6 +1136,10 @@ impl CustomOp2 for FusedOp {
         let n = self.check(l1, l2, eval)?;
         let x = contiguous_f32(s1, l1, self.name())?;
         let p = contiguous_f32(s2, l2, self.name())?;
+        // The pooling does not propagate NaN as PyTorch does, so refuse it up front.
+        if x.iter().any(|v| !v.is_finite()) {
+            candle_core::bail!("fused block: the input holds non-finite values (NaN or infinity)")
+        }
         let out = match self.mode {
             Mode::Eval => self.eval_fwd(x, p, n)?,
             Mode::Train { generation } => self.train_fwd(x, p, n, generation)?,
@@ -1302,6 +1306,19 @@ mod tests {
         let (_y2, _) = forward_train(&x, &packed, g, &cache).unwrap();
         let err = y1.sum_all().unwrap().backward().unwrap_err().to_string();
         assert!(err.contains("older forward"), "{err}");
+        let nan = x.affine(0.0, f32::NAN as f64).unwrap();
+        let err = forward_eval(
+            &nan,
+            &pack_params(
+                &[(r.w.as_tensor(), r.b.as_tensor(), r.gamma.as_tensor(), r.beta.as_tensor())],
+                Some(&[(r.b.as_tensor(), r.gamma.as_tensor())]),
+            )
+            .unwrap(),
+            g,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("non-finite"), "{err}");
         let bad = BlockGeom { h: 20, ..g };
         assert!(forward_eval(&x, &packed, bad).is_err());
         assert!(forward_eval(&x, &packed, g).is_err(), "training layout is too short for eval");

@@ -238,6 +238,17 @@ pub fn predict_with_fold_weights(
     model: &ModelConfig,
     weights_dir: &Path,
 ) -> Result<Vec<Prediction>> {
+    predict_with_fold_weights_on(ds, model, weights_dir, &Device::Cpu)
+}
+
+/// [`predict_with_fold_weights`] on a given device (e.g. `Device::new_cuda(0)` in a build with
+/// the `cuda` feature).
+pub fn predict_with_fold_weights_on(
+    ds: &Dataset,
+    model: &ModelConfig,
+    weights_dir: &Path,
+    device: &Device,
+) -> Result<Vec<Prediction>> {
     if !weights_dir.is_dir() {
         return Err(Error::io(
             weights_dir,
@@ -246,9 +257,9 @@ pub fn predict_with_fold_weights(
     }
     let mut out = Vec::with_capacity(ds.len());
     for s in ds.subjects() {
-        let m = Model::load(model, fold_path(weights_dir, &s, "safetensors"), &Device::Cpu)?;
+        let m = Model::load(model, fold_path(weights_dir, &s, "safetensors"), device)?;
         let idx = ds.indices_of(&s);
-        let probs = m.predict_proba(&ds.batch(&idx, &Device::Cpu)?)?.to_vec2::<f32>()?;
+        let probs = m.predict_proba(&ds.batch(&idx, device)?)?.to_vec2::<f32>()?;
         for (&i, p) in idx.iter().zip(probs) {
             let info = &ds.samples()[i];
             out.push(Prediction {

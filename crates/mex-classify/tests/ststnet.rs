@@ -44,6 +44,18 @@ fn eval_logits_match_pytorch() {
 }
 
 #[test]
+fn portable_eval_path_matches_pytorch_too() {
+    // The path STSTNet takes on non-CPU devices (candle's standard ops), run on the CPU.
+    let io = io();
+    for (pad, key) in [(2, "logits_eval"), (1, "logits_eval_pad1")] {
+        let m =
+            Model::load(&cfg(0.5, pad), fixture("ststnet_random_weights.safetensors"), &Device::Cpu).unwrap();
+        let got = m.forward_eval_portable(&io["input"]).unwrap().unwrap();
+        assert_close(&v(&got), &v(&io[key]), 1e-4, "portable eval logits");
+    }
+}
+
+#[test]
 fn train_mode_logits_gradients_and_running_stats_match_pytorch() {
     let io = io();
     // The fixture was made with dropout 0 so that train mode is deterministic.

@@ -119,6 +119,12 @@ pub trait Net: Send + Sync + std::fmt::Debug {
     /// Forward pass: `rng` is `Some` in training mode (dropout active, BatchNorm uses batch
     /// statistics and updates its running statistics) and `None` in eval mode.
     fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor>;
+
+    /// Eval-mode forward pass with candle's standard ops only, where the network has fused CPU
+    /// kernels (the path used on other devices); `None` when it has no separate path.
+    fn forward_eval_portable(&self, _x: &Tensor) -> Option<candle_core::Result<Tensor>> {
+        None
+    }
 }
 
 /// Every model of the crate, serde-tagged so a TOML/JSON experiment file names it.
@@ -401,6 +407,14 @@ impl Model {
     pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
         Ok(self.net.forward(x, None)?)
+    }
+
+    /// Eval-mode logits computed with candle's standard operations only, for models whose CPU
+    /// forward pass uses fused kernels (STSTNet): the path such a model takes on devices other
+    /// than the CPU. `None` for models without fused kernels. Useful to check the kernels.
+    pub fn forward_eval_portable(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        self.check_input(x)?;
+        Ok(self.net.forward_eval_portable(x).transpose()?)
     }
 
     /// Training-mode logits: dropout masks drawn from `rng`, BatchNorm on batch statistics with

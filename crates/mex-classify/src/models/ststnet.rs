@@ -184,8 +184,51 @@ impl Ststnet {
     }
 }
 
+impl Ststnet {
+    /// Eval-mode forward pass with candle's own ops only (`conv2d`, `relu`, broadcast affine,
+    /// `-inf` padding and `max_pool2d`), for devices other than the CPU, where the fused kernels
+    /// do not run. Same values as the fused path (tested on the CPU).
+    pub(crate) fn forward_eval_generic(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let cat =
+            |f: &dyn Fn(&Stream) -> Tensor| Tensor::cat(&self.streams.iter().map(f).collect::<Vec<_>>(), 0);
+        let w = cat(&|s| s.weight.clone())?;
+        let b = cat(&|s| s.bias.clone())?;
+        let gamma = cat(&|s| s.gamma.clone())?;
+        let beta = cat(&|s| s.beta.clone())?;
+        let rm = cat(&|s| s.running_mean.as_tensor().clone())?;
+        let rv = cat(&|s| s.running_var.as_tensor().clone())?;
+        let o = w.dim(0)?;
+        let scale = (gamma / (rv + self.geom.eps as f64)?.sqrt()?)?;
+        let shift = (beta - (rm * &scale)?)?;
+        let c4 = |t: &Tensor| t.reshape((1, o, 1, 1));
+        let z = x.conv2d(&w, self.geom.pad, 1, 1, 1)?.broadcast_add(&c4(&b)?)?.relu()?;
+        let y = z.broadcast_mul(&c4(&scale)?)?.broadcast_add(&c4(&shift)?)?;
+        // MaxPool2d(3, 3, padding 1): pad with -inf, then pool without padding.
+        let (n, _, h, wd) = y.dims4()?;
+        let ninf = |hh: usize, ww: usize| Tensor::full(f32::NEG_INFINITY, (n, o, hh, ww), y.device());
+        let y = Tensor::cat(&[&ninf(1, wd)?, &y, &ninf(1, wd)?], 2)?;
+        let y = Tensor::cat(&[&ninf(h + 2, 1)?, &y, &ninf(h + 2, 1)?], 3)?;
+        let y = y.max_pool2d_with_stride(3, 3)?;
+        self.fc.forward(&y.avg_pool2d(2)?.flatten_from(1)?)
+    }
+}
+
 impl Net for Ststnet {
+    fn forward_eval_portable(&self, x: &Tensor) -> Option<candle_core::Result<Tensor>> {
+        Some(self.forward_eval_generic(x))
+    }
+
     fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
+        if !x.device().is_cpu() {
+            return match rng {
+                None => self.forward_eval_generic(x),
+                Some(_) => candle_core::bail!(
+                    "training STSTNet on {:?} is not supported: its fused training kernels run on \
+                     the CPU only (inference works on any device)",
+                    x.device()
+                ),
+            };
+        }
         let params: Vec<_> = self.streams.iter().map(|s| (&s.weight, &s.bias, &s.gamma, &s.beta)).collect();
         let y = match rng {
             Some(rng) => {
