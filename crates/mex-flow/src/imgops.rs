@@ -361,68 +361,62 @@ thread_local! {
 }
 
 /// Median filter of odd size `k` with replicated borders (OpenCV's `medianBlur` on float images
-/// supports 3 and 5; larger sizes use selection). `dst` must not alias `src`.
+/// supports 3 and 5; larger sizes use selection). `band` must not alias `src`.
 ///
 /// Sizes 3 and 5 run a pruned sorting network on whole rows (one buffer per window offset), so
 /// that every comparator is a vectorised min / max over a row.
-pub(crate) fn median_filter(src: &[f32], w: usize, h: usize, k: usize, dst: &mut [f32]) {
-    if k <= 1 {
-        dst.copy_from_slice(src);
-        return;
-    }
+///
+/// Computes rows `y0 .. y0 + band.len() / w` into `band` (the whole image with `y0 = 0`);
+/// `k` must be odd and greater than 1.
+pub(crate) fn median_rows(src: &[f32], w: usize, h: usize, k: usize, y0: usize, band: &mut [f32]) {
     let r = (k / 2) as isize;
-    let rows = band_rows(h, w);
     if k == 3 || k == 5 {
         let net = network(k);
         let kk = k * k;
-        for_bands(dst, w, rows, |y0, band| {
-            MEDIAN_SCRATCH.with(|cell| {
-                let mut bufs = cell.borrow_mut();
-                if bufs.len() < kk * w {
-                    bufs.resize(kk * w, 0.0);
-                }
-                let bufs = &mut bufs[..kk * w];
-                for (ry, row) in band.chunks_mut(w).enumerate() {
-                    let y = (y0 + ry) as isize;
-                    let mut idx = 0;
-                    for dy in -r..=r {
-                        let yy = (y + dy).clamp(0, h as isize - 1) as usize;
-                        let srow = &src[yy * w..yy * w + w];
-                        for dx in -r..=r {
-                            let b = &mut bufs[idx * w..idx * w + w];
-                            for (x, v) in b.iter_mut().enumerate() {
-                                let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
-                                *v = srow[xx];
-                            }
-                            idx += 1;
-                        }
-                    }
-                    apply_net(bufs, w, &net.pairs);
-                    row.copy_from_slice(&bufs[net.out * w..net.out * w + w]);
-                }
-            });
-        });
-    } else {
-        for_bands(dst, w, rows, |y0, band| {
-            let mut buf = vec![0.0f32; k * k];
+        MEDIAN_SCRATCH.with(|cell| {
+            let mut bufs = cell.borrow_mut();
+            if bufs.len() < kk * w {
+                bufs.resize(kk * w, 0.0);
+            }
+            let bufs = &mut bufs[..kk * w];
             for (ry, row) in band.chunks_mut(w).enumerate() {
                 let y = (y0 + ry) as isize;
-                for (x, out) in row.iter_mut().enumerate() {
-                    let mut idx = 0;
-                    for dy in -r..=r {
-                        let yy = (y + dy).clamp(0, h as isize - 1) as usize;
-                        for dx in -r..=r {
+                let mut idx = 0;
+                for dy in -r..=r {
+                    let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                    let srow = &src[yy * w..yy * w + w];
+                    for dx in -r..=r {
+                        let b = &mut bufs[idx * w..idx * w + w];
+                        for (x, v) in b.iter_mut().enumerate() {
                             let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
-                            buf[idx] = src[yy * w + xx];
-                            idx += 1;
+                            *v = srow[xx];
                         }
+                        idx += 1;
                     }
-                    let m = buf.len() / 2;
-                    buf.select_nth_unstable_by(m, f32::total_cmp);
-                    *out = buf[m];
                 }
+                apply_net(bufs, w, &net.pairs);
+                row.copy_from_slice(&bufs[net.out * w..net.out * w + w]);
             }
         });
+    } else {
+        let mut buf = vec![0.0f32; k * k];
+        for (ry, row) in band.chunks_mut(w).enumerate() {
+            let y = (y0 + ry) as isize;
+            for (x, out) in row.iter_mut().enumerate() {
+                let mut idx = 0;
+                for dy in -r..=r {
+                    let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                    for dx in -r..=r {
+                        let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+                        buf[idx] = src[yy * w + xx];
+                        idx += 1;
+                    }
+                }
+                let m = buf.len() / 2;
+                buf.select_nth_unstable_by(m, f32::total_cmp);
+                *out = buf[m];
+            }
+        }
     }
 }
 
@@ -537,7 +531,7 @@ mod tests {
         let src: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect();
         for k in [3usize, 5, 7] {
             let mut dst = vec![0.0; w * h];
-            median_filter(&src, w, h, k, &mut dst);
+            median_rows(&src, w, h, k, 0, &mut dst);
             let r = (k / 2) as isize;
             for y in 0..h as isize {
                 for x in 0..w as isize {

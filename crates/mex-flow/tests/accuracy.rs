@@ -163,4 +163,8 @@ fn tvl1_is_deterministic_across_thread_counts() {
     let a = one.install(|| est.estimate(&f0, &f1).unwrap());
     let b = two.install(|| est.estimate(&f0, &f1).unwrap());
     assert_eq!(a, b);
+    // Outside any rayon pool the iterations run as one parallel region of
+    // `rayon::current_num_threads()` threads (2 or more on a multi-core machine).
+    let c = std::thread::spawn(move || est.estimate(&f0, &f1).unwrap()).join().unwrap();
+    assert_eq!(a, c);
 }
