@@ -353,7 +353,7 @@ impl ShapePredictor {
     /// Structural checks that make prediction panic-free.
     fn validate(&self) -> std::result::Result<(), String> {
         let len = self.initial_shape.len();
-        if len == 0 || len % 2 != 0 {
+        if len == 0 || !len.is_multiple_of(2) {
             return Err(format!("initial shape has {len} values (needs a positive even number)"));
         }
         let nparts = len / 2;

@@ -1,35 +1,93 @@
-//! Direct (no im2col, no gemm) P-Net forward pass on channels-last activations.
+//! Direct (no im2col, no gemm) convolutions on channels-last activations, for P-Net and the
+//! convolutional trunks of R-Net and O-Net.
 //!
-//! Each 3x3 convolution accumulates all output channels of one pixel in a fixed-size array
-//! (`[f32; CO]`, the channel count padded to a multiple of 8) so that the inner loop over output
-//! channels vectorises; bias and PReLU are fused into the store. Rows of a layer run in parallel
-//! with rayon. On x86-64 the kernels are compiled a second time with AVX2 + FMA and chosen at run
-//! time. The summation order differs from PyTorch's (as it does between any two BLAS), which moves
-//! the P-Net outputs by ~1e-6; the reference tests bound the effect on the detections.
+//! A map is stored row by row with a row stride that may exceed its valid width (`Dims`): a
+//! convolution keeps the stride of its input, so output pixel `q` (in storage order) reads the
+//! input from pixel `q` on, and a whole map is one run of "virtual" pixels, the columns past the
+//! valid width being computed and ignored. Pools write compact maps. The kernel computes a tile of
+//! `NP` consecutive pixels by 16 (or 32) output channels with every accumulator in a register, so
+//! each weight load serves `NP` pixels and each input load 16 or 32 channels; bias and PReLU are
+//! fused into the store, P-Net's first max pool into its first layer. On x86-64 the kernel is
+//! compiled again for AVX2 + FMA and for AVX-512 and chosen at run time. Every output sums its
+//! terms in `(ky, kx, ci)` order whatever the tile shape; the order differs from PyTorch's (as it
+//! does between any two BLAS), which moves the outputs by ~1e-6; the reference tests bound the
+//! effect on the detections. Activation buffers carry padding at the end so that the last tile
+//! may read past the valid data, and are reused between calls.
 
 use rayon::prelude::*;
 
-/// Weights of one convolution in `[(ky·k + kx)·cin + ci][co]` order, padded to `CO` outputs.
+/// Virtual output pixels are computed in multiples of this (a multiple of every tile width).
+const TILE: usize = 24;
+/// Extra pixels at the end of every activation buffer, so that the last tile of the next layer
+/// may read past the valid data.
+const PAD_PX: usize = 32;
+
+/// `n` rounded up to a multiple of [`TILE`].
+fn round_tile(n: usize) -> usize {
+    n.div_ceil(TILE) * TILE
+}
+
+/// A map of `h` valid rows and `wv` valid columns stored channels-last with a row stride of
+/// `stride >= wv` pixels (the columns from `wv` to `stride` hold values to be ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dims {
+    /// Valid rows.
+    pub h: usize,
+    /// Valid columns.
+    pub w: usize,
+    /// Row stride in pixels.
+    pub stride: usize,
+}
+
+impl Dims {
+    /// A compact map (`stride == w`).
+    pub(crate) fn compact(h: usize, w: usize) -> Self {
+        Self { h, w, stride: w }
+    }
+
+    /// Pixels from the first to the last valid one, in storage order.
+    fn span(&self) -> usize {
+        if self.h == 0 || self.w == 0 {
+            0
+        } else {
+            (self.h - 1) * self.stride + self.w
+        }
+    }
+}
+
+/// Lanes of one channel block: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+/// Weights of one `K × K` convolution from `CIN` channels (stored with a pixel stride of `CS`
+/// values) to `CO` outputs (the real count padded with zeros; a multiple of 16), in blocks of
+/// 16 output channels: `[block][(ky·K + kx)·CIN + ci][lane]`.
 #[derive(Debug, Clone)]
-pub(crate) struct DConv<const CO: usize> {
-    w: Vec<[f32; CO]>,
+pub(crate) struct DConv<const CIN: usize, const CS: usize, const CO: usize, const K: usize> {
+    w: Vec<[f32; LANES]>,
     b: [f32; CO],
     /// PReLU slopes (`None`: linear).
     a: Option<[f32; CO]>,
-    cin: usize,
-    k: usize,
 }
 
-impl<const CO: usize> DConv<CO> {
-    /// From PyTorch's `(cout, cin, k, k)` weight, bias and optional PReLU slopes.
-    pub(crate) fn new(w: &[f32], b: &[f32], a: Option<&[f32]>, cin: usize, k: usize) -> Self {
+impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<CIN, CS, CO, K> {
+    /// Taps (weight rows) per block.
+    const TAPS: usize = K * K * CIN;
+    /// Whether the channel blocks pair up (for [`Self::range2`]).
+    // `is_multiple_of` is newer than the workspace's minimum Rust version.
+    #[allow(clippy::manual_is_multiple_of)]
+    const TWO_BLOCKS: bool = CO % (2 * LANES) == 0;
+
+    /// From PyTorch's `(cout, CIN, K, K)` weight, bias and optional PReLU slopes.
+    pub(crate) fn new(w: &[f32], b: &[f32], a: Option<&[f32]>) -> Self {
+        const { assert!(CO.is_multiple_of(LANES), "CO must be a multiple of 16") };
         let cout = b.len();
-        let mut wt = vec![[0.0f32; CO]; k * k * cin];
+        let mut wt = vec![[0.0f32; LANES]; CO / LANES * Self::TAPS];
         for o in 0..cout.min(CO) {
-            for ci in 0..cin {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        wt[(ky * k + kx) * cin + ci][o] = w[((o * cin + ci) * k + ky) * k + kx];
+            for ci in 0..CIN {
+                for ky in 0..K {
+                    for kx in 0..K {
+                        let t = (ky * K + kx) * CIN + ci;
+                        wt[(o / LANES) * Self::TAPS + t][o % LANES] = w[((o * CIN + ci) * K + ky) * K + kx];
                     }
                 }
             }
@@ -41,180 +99,304 @@ impl<const CO: usize> DConv<CO> {
             }
             o
         };
-        Self { w: wt, b: pad(b), a: a.map(pad), cin, k }
+        Self { w: wt, b: pad(b), a: a.map(pad) }
     }
 
-    /// One output row `y` of the convolution of `x` (`h × w × cs`, channels-last, `cin <= cs`
-    /// channels used) into `out` (`wo × CO`).
+    /// Output dims for an input map (the row stride is kept).
+    pub(crate) fn out_dims(&self, d: Dims) -> Dims {
+        Dims { h: d.h + 1 - K, w: d.w + 1 - K, stride: d.stride }
+    }
+
+    /// Virtual output pixels `q0 .. q0 + out.len() / CO` (pixel `q` reads the input from pixel
+    /// `q`, row stride `stride`) into `out`, `NP` pixels by one 16-channel block at a time with
+    /// the accumulators in registers, so that each weight load serves `NP` pixels. Every output
+    /// sums its terms in `(ky, kx, ci)` order whatever the tiling. `out.len()` is a multiple of
+    /// `NP·CO`; `x` holds every pixel read.
     #[inline(always)]
-    fn row<const FMA: bool>(&self, x: &[f32], w: usize, cs: usize, y: usize, out: &mut [f32]) {
-        let k = self.k;
-        let cin = self.cin;
-        let wo = out.len() / CO;
-        let mut xo = 0;
-        // Two output pixels at a time share every weight load.
-        while xo + 2 <= wo {
-            let mut acc0 = [0.0f32; CO];
-            let mut acc1 = [0.0f32; CO];
-            for ky in 0..k {
-                let base = ((y + ky) * w + xo) * cs;
-                let px = &x[base..base + (k + 1) * cs];
-                let wk = &self.w[ky * k * cin..(ky + 1) * k * cin];
-                for kx in 0..k {
-                    let p0 = &px[kx * cs..kx * cs + cin];
-                    let p1 = &px[(kx + 1) * cs..(kx + 1) * cs + cin];
-                    let wr = &wk[kx * cin..(kx + 1) * cin];
-                    for ((v0, v1), wv) in p0.iter().zip(p1).zip(wr) {
-                        let (v0, v1) = (*v0, *v1);
-                        for ((a0, a1), wo) in acc0.iter_mut().zip(acc1.iter_mut()).zip(wv) {
-                            if FMA {
-                                *a0 = v0.mul_add(*wo, *a0);
-                                *a1 = v1.mul_add(*wo, *a1);
-                            } else {
-                                *a0 += v0 * *wo;
-                                *a1 += v1 * *wo;
+    fn range<const NP: usize, const FMA: bool>(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
+        for (t, o) in out.chunks_exact_mut(NP * CO).enumerate() {
+            let base = (q0 + t * NP) * CS;
+            // A constant trip count (a run-time one stops LLVM from keeping the accumulators in
+            // registers).
+            for cb in 0..CO / LANES {
+                let wblk = &self.w[cb * Self::TAPS..(cb + 1) * Self::TAPS];
+                let c0 = cb * LANES;
+                let mut acc = [[0.0f32; LANES]; NP];
+                // Pixel by pixel with literal indices (never a loop over the accumulators, not
+                // even to store them), so that they stay in registers.
+                macro_rules! unrolled {
+                    ($($p:literal)*) => {{
+                        for (tap, wv) in wblk.iter().enumerate() {
+                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
+                            $(fma_px::<FMA>(&mut acc[$p], px[$p * CS], wv);)*
+                        }
+                        $(self.store(&acc[$p], c0, &mut o[$p * CO + c0..$p * CO + c0 + LANES]);)*
+                    }};
+                }
+                match NP {
+                    1 => unrolled!(0),
+                    2 => unrolled!(0 1),
+                    3 => unrolled!(0 1 2),
+                    6 => unrolled!(0 1 2 3 4 5),
+                    12 => unrolled!(0 1 2 3 4 5 6 7 8 9 10 11),
+                    24 => unrolled!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23),
+                    _ => {
+                        for (tap, wv) in wblk.iter().enumerate() {
+                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
+                            for (p, a) in acc.iter_mut().enumerate() {
+                                fma_px::<FMA>(a, px[p * CS], wv);
                             }
                         }
-                    }
-                }
-            }
-            self.store(acc0, &mut out[xo * CO..(xo + 1) * CO]);
-            self.store(acc1, &mut out[(xo + 1) * CO..(xo + 2) * CO]);
-            xo += 2;
-        }
-        if xo < wo {
-            let mut acc = [0.0f32; CO];
-            for ky in 0..k {
-                let base = ((y + ky) * w + xo) * cs;
-                let px = &x[base..base + k * cs];
-                let wk = &self.w[ky * k * cin..(ky + 1) * k * cin];
-                for kx in 0..k {
-                    let p = &px[kx * cs..kx * cs + cin];
-                    let wr = &wk[kx * cin..(kx + 1) * cin];
-                    for (v, wv) in p.iter().zip(wr) {
-                        let v = *v;
-                        for (a, wo) in acc.iter_mut().zip(wv) {
-                            *a = if FMA { v.mul_add(*wo, *a) } else { *a + v * *wo };
+                        for (p, a) in acc.iter().enumerate() {
+                            self.store(a, c0, &mut o[p * CO + c0..p * CO + c0 + LANES]);
                         }
                     }
                 }
             }
-            self.store(acc, &mut out[xo * CO..(xo + 1) * CO]);
         }
     }
 
-    /// Adds the bias, applies PReLU and stores one pixel.
+    /// [`Self::range`] with two 16-channel blocks per pass (`CO` a multiple of 32): each input
+    /// value loaded feeds two multiply-adds, which halves the loads of the wider layers. The
+    /// same sums in the same order.
     #[inline(always)]
-    fn store(&self, acc: [f32; CO], o: &mut [f32]) {
+    fn range2<const NP: usize, const FMA: bool>(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
+        for (t, o) in out.chunks_exact_mut(NP * CO).enumerate() {
+            let base = (q0 + t * NP) * CS;
+            // A constant trip count, as in `range`.
+            for cb in 0..CO / (2 * LANES) {
+                let (c0, c1) = (2 * cb * LANES, (2 * cb + 1) * LANES);
+                let w0 = &self.w[2 * cb * Self::TAPS..(2 * cb + 1) * Self::TAPS];
+                let w1 = &self.w[(2 * cb + 1) * Self::TAPS..(2 * cb + 2) * Self::TAPS];
+                let mut a0 = [[0.0f32; LANES]; NP];
+                let mut a1 = [[0.0f32; LANES]; NP];
+                macro_rules! unrolled {
+                    ($($p:literal)*) => {{
+                        for (tap, (wv0, wv1)) in w0.iter().zip(w1).enumerate() {
+                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
+                            $(
+                                let v = px[$p * CS];
+                                fma_px::<FMA>(&mut a0[$p], v, wv0);
+                                fma_px::<FMA>(&mut a1[$p], v, wv1);
+                            )*
+                        }
+                        $(
+                            self.store(&a0[$p], c0, &mut o[$p * CO + c0..$p * CO + c0 + LANES]);
+                            self.store(&a1[$p], c1, &mut o[$p * CO + c1..$p * CO + c1 + LANES]);
+                        )*
+                    }};
+                }
+                match NP {
+                    3 => unrolled!(0 1 2),
+                    6 => unrolled!(0 1 2 3 4 5),
+                    12 => unrolled!(0 1 2 3 4 5 6 7 8 9 10 11),
+                    _ => {
+                        for (tap, (wv0, wv1)) in w0.iter().zip(w1).enumerate() {
+                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
+                            for (p, (b0, b1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
+                                fma_px::<FMA>(b0, px[p * CS], wv0);
+                                fma_px::<FMA>(b1, px[p * CS], wv1);
+                            }
+                        }
+                        for (p, (b0, b1)) in a0.iter().zip(&a1).enumerate() {
+                            self.store(b0, c0, &mut o[p * CO + c0..p * CO + c0 + LANES]);
+                            self.store(b1, c1, &mut o[p * CO + c1..p * CO + c1 + LANES]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offset of tap `t` (`(ky·K + kx)·CIN + ci`) from a tile's first input value.
+    #[inline(always)]
+    fn off(t: usize, stride: usize) -> usize {
+        let (kk, ci) = (t / CIN, t % CIN);
+        ((kk / K) * stride + kk % K) * CS + ci
+    }
+
+    /// Adds the bias, applies PReLU and stores channels `c0 ..` of one pixel.
+    #[inline(always)]
+    fn store(&self, acc: &[f32; LANES], c0: usize, o: &mut [f32]) {
+        let b = &self.b[c0..c0 + LANES];
         match &self.a {
             Some(al) => {
-                for ((d, a), (b, s)) in o.iter_mut().zip(acc).zip(self.b.iter().zip(al)) {
+                for ((d, a), (b, s)) in o.iter_mut().zip(acc).zip(b.iter().zip(&al[c0..c0 + LANES])) {
                     let t = a + b;
                     *d = if t > 0.0 { t } else { s * t };
                 }
             }
             None => {
-                for ((d, a), b) in o.iter_mut().zip(acc).zip(&self.b) {
+                for ((d, a), b) in o.iter_mut().zip(acc).zip(b) {
                     *d = a + b;
                 }
             }
         }
     }
 
-    /// One output row with the best kernel the CPU supports.
+    /// [`Self::range`] with the tile width and instruction set that suit the CPU.
     #[inline]
-    fn row_dispatch(&self, x: &[f32], w: usize, cs: usize, y: usize, out: &mut [f32]) {
+    fn range_dispatch(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
         match simd_level() {
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
+            Simd::Avx512 => unsafe { self.range_avx512(x, stride, q0, out) },
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
-            Simd::Avx2 => unsafe { self.row_avx2(x, w, cs, y, out) },
-            _ => self.row::<false>(x, w, cs, y, out),
+            Simd::Avx2 => unsafe { self.range_avx2(x, stride, q0, out) },
+            // 16 registers of 4 lanes: 12 accumulators.
+            _ => self.range::<3, false>(x, stride, q0, out),
         }
+    }
+
+    /// 16 ymm registers: 12 accumulators (6 pixels of 16 channels).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn range_avx2(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
+        self.range::<6, true>(x, stride, q0, out)
+    }
+
+    /// 32 zmm registers: 24 accumulators (24 pixels of 16 channels).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn range_avx512(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
+        if Self::TWO_BLOCKS {
+            self.range2::<12, true>(x, stride, q0, out)
+        } else {
+            self.range::<24, true>(x, stride, q0, out)
+        }
+    }
+
+    /// Input values that computing `n` virtual pixels from `q0` reads (`n` a multiple of TILE).
+    fn need(q0: usize, n: usize, stride: usize) -> usize {
+        (q0 + n + (K - 1) * (stride + 1)) * CS + CIN
     }
 
     /// The layer followed by `MaxPool2d(2, 2, ceil_mode=True)`, fused: each pooled row is made from
     /// two convolution rows held in a small buffer, so the full-resolution map is never stored.
-    /// Returns the pooled `(ho, wo)`; `out` is resized to `ho × wo × CO`.
-    pub(crate) fn forward_pool2(
-        &self,
-        x: &[f32],
-        h: usize,
-        w: usize,
-        cs: usize,
-        out: &mut Vec<f32>,
-    ) -> (usize, usize) {
-        let (h1, w1) = self.out_dims(h, w);
+    /// Returns the pooled (compact) dims; `out` is resized to hold them plus padding.
+    pub(crate) fn forward_pool2(&self, x: &[f32], d: Dims, out: &mut Vec<f32>) -> Dims {
+        let d1 = self.out_dims(d);
         let dim = |n: usize| n.saturating_sub(2).div_ceil(2) + 1;
-        let (ho, wo) = (dim(h1), dim(w1));
-        out.clear();
-        out.resize(ho * wo * CO, 0.0);
-        out.par_chunks_mut(wo * CO).enumerate().for_each_init(Vec::new, |buf: &mut Vec<f32>, (oy, o)| {
-            buf.clear();
-            buf.resize(2 * w1 * CO, 0.0);
-            let (r0, r1) = buf.split_at_mut(w1 * CO);
-            self.row_dispatch(x, w, cs, 2 * oy, r0);
-            let two = 2 * oy + 1 < h1;
-            if two {
-                self.row_dispatch(x, w, cs, 2 * oy + 1, r1);
-            }
-            for (ox, d) in o.chunks_exact_mut(CO).enumerate() {
-                d.fill(f32::NEG_INFINITY);
-                let x1 = (2 * ox + 2).min(w1);
-                for yy in 0..if two { 2 } else { 1 } {
-                    let r = if yy == 0 { &*r0 } else { &*r1 };
-                    for xx in 2 * ox..x1 {
-                        for (m, v) in d.iter_mut().zip(&r[xx * CO..(xx + 1) * CO]) {
-                            *m = m.max(*v);
-                        }
+        let (ho, wo) = (dim(d1.h), dim(d1.w));
+        let s = d.stride;
+        fit(out, (ho * wo + PAD_PX) * CO);
+        let mut padded = Vec::new();
+        let x = padded_input(x, Self::need(0, round_tile(d1.span()) + TILE, s), &mut padded);
+        thread_local! {
+            static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        out[..ho * wo * CO].par_chunks_mut(wo * CO).enumerate().for_each(|(oy, o)| {
+            with_scratch(&ROWS, |buf| {
+                let two = 2 * oy + 1 < d1.h;
+                let n = round_tile(if two { s + d1.w } else { d1.w });
+                fit(buf, n * CO);
+                self.range_dispatch(x, s, 2 * oy * s, &mut buf[..n * CO]);
+                // Whole-pixel arrays, so that each max is a few vector instructions. A window
+                // cut by the ragged edge (ceil mode) repeats its last row / column instead, which
+                // leaves the max unchanged.
+                let w1 = d1.w;
+                let r1 = if two { s } else { 0 };
+                for (ox, dst) in o.chunks_exact_mut(CO).enumerate() {
+                    let (a, b) = (2 * ox, (2 * ox + 1).min(w1 - 1));
+                    let px = |p: usize| &buf[p * CO..][..CO];
+                    let (p0, p1, p2, p3) = (px(a), px(b), px(r1 + a), px(r1 + b));
+                    for (j, m) in dst.iter_mut().enumerate() {
+                        *m = p0[j].max(p1[j]).max(p2[j].max(p3[j]));
                     }
                 }
-            }
+            })
         });
-        (ho, wo)
+        Dims::compact(ho, wo)
     }
 
-    /// Output size for an `h × w` input.
-    pub(crate) fn out_dims(&self, h: usize, w: usize) -> (usize, usize) {
-        (h + 1 - self.k, w + 1 - self.k)
-    }
-
-    /// The whole layer: `x` is `h × w × cs`; `out` is resized to `ho × wo × CO`.
-    pub(crate) fn forward(&self, x: &[f32], h: usize, w: usize, cs: usize, out: &mut Vec<f32>, par: bool) {
-        let (ho, wo) = self.out_dims(h, w);
-        out.clear();
-        out.resize(ho * wo * CO, 0.0);
-        let rows = |(y, o): (usize, &mut [f32])| self.row_dispatch(x, w, cs, y, o);
-        if par && ho * wo * self.w.len() > 1 << 14 {
-            out.par_chunks_mut(wo * CO).enumerate().for_each(rows);
+    /// The whole layer on `x` (dims `d`); `out` is resized to the output (same row stride) plus
+    /// padding. Large maps run in parallel when `par`.
+    pub(crate) fn forward(&self, x: &[f32], d: Dims, out: &mut Vec<f32>, par: bool) -> Dims {
+        let od = self.out_dims(d);
+        let n = round_tile(od.span());
+        fit(out, (n + PAD_PX) * CO);
+        let mut padded = Vec::new();
+        let x = padded_input(x, Self::need(0, n, d.stride), &mut padded);
+        let work = &mut out[..n * CO];
+        let chunk = 4 * TILE;
+        if par && n * self.w.len() > 1 << 14 && n > chunk {
+            work.par_chunks_mut(chunk * CO).enumerate().for_each(|(i, o)| {
+                self.range_dispatch(x, d.stride, i * chunk, o);
+            });
         } else {
-            out.chunks_mut(wo * CO).enumerate().for_each(rows);
+            self.range_dispatch(x, d.stride, 0, work);
         }
+        od
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn row_avx2(&self, x: &[f32], w: usize, cs: usize, y: usize, out: &mut [f32]) {
-        self.row::<true>(x, w, cs, y, out)
+/// `a += v · w` lane by lane.
+#[inline(always)]
+fn fma_px<const FMA: bool>(a: &mut [f32; LANES], v: f32, w: &[f32; LANES]) {
+    for (aj, wj) in a.iter_mut().zip(w) {
+        *aj = if FMA { v.mul_add(*wj, *aj) } else { *aj + v * *wj };
+    }
+}
+
+/// Runs `f` with this thread's instance of `key`, kept between calls so that repeated detections
+/// reuse their buffers (no allocation, no page faults); a fresh instance when the thread's one is
+/// in use (rayon may run another task on a thread that waits inside `f`).
+pub(crate) fn with_scratch<T: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut guard) => f(&mut guard),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
+/// Grows `v` to at least `n` values. What it already holds is kept (not zeroed): every caller
+/// writes each value it later reads, and the padding only feeds outputs that are discarded.
+pub(crate) fn fit(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// `x` when it holds `need` values, else a zero-padded copy in `buf` (never needed when the
+/// activations come from this module, which pads every buffer).
+fn padded_input<'a>(x: &'a [f32], need: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if x.len() >= need {
+        x
+    } else {
+        buf.clear();
+        buf.extend_from_slice(x);
+        buf.resize(need, 0.0);
+        buf
     }
 }
 
 /// The vector instruction set the kernels run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Simd {
+pub(crate) enum Simd {
     /// Portable code (SSE2 on x86-64), separate multiply and add.
     #[allow(dead_code)]
     Base,
     /// AVX2 with fused multiply-add.
     #[allow(dead_code)]
     Avx2,
+    /// AVX-512 (F, VL) with fused multiply-add.
+    #[allow(dead_code)]
+    Avx512,
 }
 
+/// The best instruction set of this CPU (detected once).
 #[cfg(target_arch = "x86_64")]
-fn simd_level() -> Simd {
+pub(crate) fn simd_level() -> Simd {
     use std::sync::OnceLock;
     static LEVEL: OnceLock<Simd> = OnceLock::new();
     *LEVEL.get_or_init(|| {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if avx2 && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+            Simd::Avx512
+        } else if avx2 {
             Simd::Avx2
         } else {
             Simd::Base
@@ -222,60 +404,63 @@ fn simd_level() -> Simd {
     })
 }
 
+/// The best instruction set of this CPU: the portable code off x86-64.
 #[cfg(not(target_arch = "x86_64"))]
-fn simd_level() -> Simd {
+pub(crate) fn simd_level() -> Simd {
     Simd::Base
 }
 
-/// `MaxPool2d(k, s, ceil_mode=True)` (no padding) on `h × w × c` channels-last data.
-pub(crate) fn max_pool_hwc(
+/// `MaxPool2d(k, s, ceil_mode=True)` (no padding) on a channels-last map of `c` channels with
+/// dims `d`; the output is compact (plus padding). Returns its dims.
+pub(crate) fn max_pool_hwc<const C: usize>(
     x: &[f32],
-    (h, w, c): (usize, usize, usize),
+    d: Dims,
     k: usize,
     st: usize,
     out: &mut Vec<f32>,
-) -> (usize, usize) {
+) -> Dims {
     let dim = |n: usize| n.saturating_sub(k).div_ceil(st) + 1;
-    let (ho, wo) = (dim(h), dim(w));
-    out.clear();
-    out.resize(ho * wo * c, 0.0);
-    for oy in 0..ho {
-        let y1 = (oy * st + k).min(h);
-        for ox in 0..wo {
-            let x1 = (ox * st + k).min(w);
-            let d = &mut out[(oy * wo + ox) * c..(oy * wo + ox + 1) * c];
-            d.fill(f32::NEG_INFINITY);
+    let (ho, wo) = (dim(d.h), dim(d.w));
+    fit(out, (ho * wo + PAD_PX) * C);
+    // A fixed channel count, so that each max is a few vector instructions.
+    let px = |yy: usize, xx: usize| &x[(yy * d.stride + xx) * C..][..C];
+    for (oy, orow) in out[..ho * wo * C].chunks_exact_mut(wo * C).enumerate() {
+        let y1 = (oy * st + k).min(d.h);
+        for (ox, dst) in orow.chunks_exact_mut(C).enumerate() {
+            let x1 = (ox * st + k).min(d.w);
+            let mut m = [0.0f32; C];
+            m.copy_from_slice(px(oy * st, ox * st));
             for yy in oy * st..y1 {
                 for xx in ox * st..x1 {
-                    let s = &x[(yy * w + xx) * c..(yy * w + xx + 1) * c];
-                    for (m, v) in d.iter_mut().zip(s) {
-                        *m = m.max(*v);
+                    for (mj, v) in m.iter_mut().zip(px(yy, xx)) {
+                        *mj = mj.max(*v);
                     }
                 }
             }
+            dst.copy_from_slice(&m);
         }
     }
-    (ho, wo)
+    Dims::compact(ho, wo)
 }
 
-/// Channel-first `3 × h × w` planes to channels-last.
+/// Channel-first `3 × h × w` planes to channels-last (plus padding).
 fn to_hwc3(planes: &[f32], plane: usize, out: &mut Vec<f32>) {
-    out.clear();
-    out.resize(plane * 3, 0.0);
-    for (i, px) in out.chunks_exact_mut(3).enumerate() {
+    fit(out, (plane + PAD_PX) * 3);
+    for (i, px) in out[..plane * 3].chunks_exact_mut(3).enumerate() {
         px[0] = planes[i];
         px[1] = planes[plane + i];
         px[2] = planes[2 * plane + i];
     }
 }
 
-/// facenet-pytorch's `permute(0, 3, 2, 1)` flattening (`(w·H + h)·C + c`) of one `h × w × cs`
-/// map with `c` real channels.
-fn flatten_whc(x: &[f32], (h, w, cs): (usize, usize, usize), c: usize, out: &mut [f32]) {
-    for yy in 0..h {
-        for xx in 0..w {
-            let d = (xx * h + yy) * c;
-            out[d..d + c].copy_from_slice(&x[(yy * w + xx) * cs..(yy * w + xx) * cs + c]);
+/// facenet-pytorch's `permute(0, 3, 2, 1)` flattening (`(w·H + h)·C + c`) of one map with dims `d`
+/// and `cs` values per pixel, of which the first `c` are real channels.
+fn flatten_whc(x: &[f32], d: Dims, cs: usize, c: usize, out: &mut [f32]) {
+    for yy in 0..d.h {
+        for xx in 0..d.w {
+            let o = (xx * d.h + yy) * c;
+            let i = (yy * d.stride + xx) * cs;
+            out[o..o + c].copy_from_slice(&x[i..i + c]);
         }
     }
 }
@@ -283,52 +468,45 @@ fn flatten_whc(x: &[f32], (h, w, cs): (usize, usize, usize), c: usize, out: &mut
 /// R-Net's convolutional trunk on one `3 × 24 × 24` crop: the 576 features of `dense4`.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectRTrunk {
-    pub conv1: DConv<32>,
-    pub conv2: DConv<48>,
-    pub conv3: DConv<64>,
+    pub conv1: DConv<3, 3, 32, 3>,
+    pub conv2: DConv<28, 32, 48, 3>,
+    pub conv3: DConv<48, 48, 64, 2>,
 }
 
 impl DirectRTrunk {
     /// Features of one crop into `out` (576 values).
     pub(crate) fn run(&self, crop: &[f32], s: &mut PnetScratch, out: &mut [f32]) {
         to_hwc3(crop, 24 * 24, &mut s.a);
-        self.conv1.forward(&s.a, 24, 24, 3, &mut s.b, false);
-        let (h, w) = self.conv1.out_dims(24, 24);
-        let (h, w) = max_pool_hwc(&s.b, (h, w, 32), 3, 2, &mut s.a);
-        self.conv2.forward(&s.a, h, w, 32, &mut s.b, false);
-        let (h, w) = self.conv2.out_dims(h, w);
-        let (h, w) = max_pool_hwc(&s.b, (h, w, 48), 3, 2, &mut s.a);
-        self.conv3.forward(&s.a, h, w, 48, &mut s.b, false);
-        let (h, w) = self.conv3.out_dims(h, w);
-        flatten_whc(&s.b, (h, w, 64), 64, out);
+        let d = self.conv1.forward(&s.a, Dims::compact(24, 24), &mut s.b, false);
+        let d = max_pool_hwc::<32>(&s.b, d, 3, 2, &mut s.a);
+        let d = self.conv2.forward(&s.a, d, &mut s.b, false);
+        let d = max_pool_hwc::<48>(&s.b, d, 3, 2, &mut s.a);
+        let d = self.conv3.forward(&s.a, d, &mut s.b, false);
+        flatten_whc(&s.b, d, 64, 64, out);
     }
 }
 
 /// O-Net's convolutional trunk on one `3 × 48 × 48` crop: the 1152 features of `dense5`.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectOTrunk {
-    pub conv1: DConv<32>,
-    pub conv2: DConv<64>,
-    pub conv3: DConv<64>,
-    pub conv4: DConv<128>,
+    pub conv1: DConv<3, 3, 32, 3>,
+    pub conv2: DConv<32, 32, 64, 3>,
+    pub conv3: DConv<64, 64, 64, 3>,
+    pub conv4: DConv<64, 64, 128, 2>,
 }
 
 impl DirectOTrunk {
     /// Features of one crop into `out` (1152 values).
     pub(crate) fn run(&self, crop: &[f32], s: &mut PnetScratch, out: &mut [f32]) {
         to_hwc3(crop, 48 * 48, &mut s.a);
-        self.conv1.forward(&s.a, 48, 48, 3, &mut s.b, false);
-        let (h, w) = self.conv1.out_dims(48, 48);
-        let (h, w) = max_pool_hwc(&s.b, (h, w, 32), 3, 2, &mut s.a);
-        self.conv2.forward(&s.a, h, w, 32, &mut s.b, false);
-        let (h, w) = self.conv2.out_dims(h, w);
-        let (h, w) = max_pool_hwc(&s.b, (h, w, 64), 3, 2, &mut s.a);
-        self.conv3.forward(&s.a, h, w, 64, &mut s.b, false);
-        let (h, w) = self.conv3.out_dims(h, w);
-        let (h, w) = max_pool_hwc(&s.b, (h, w, 64), 2, 2, &mut s.a);
-        self.conv4.forward(&s.a, h, w, 64, &mut s.b, false);
-        let (h, w) = self.conv4.out_dims(h, w);
-        flatten_whc(&s.b, (h, w, 128), 128, out);
+        let d = self.conv1.forward(&s.a, Dims::compact(48, 48), &mut s.b, false);
+        let d = max_pool_hwc::<32>(&s.b, d, 3, 2, &mut s.a);
+        let d = self.conv2.forward(&s.a, d, &mut s.b, false);
+        let d = max_pool_hwc::<64>(&s.b, d, 3, 2, &mut s.a);
+        let d = self.conv3.forward(&s.a, d, &mut s.b, false);
+        let d = max_pool_hwc::<64>(&s.b, d, 2, 2, &mut s.a);
+        let d = self.conv4.forward(&s.a, d, &mut s.b, false);
+        flatten_whc(&s.b, d, 128, 128, out);
     }
 }
 
@@ -343,11 +521,11 @@ pub(crate) struct PnetScratch {
 /// P-Net with direct convolutions.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectPNet {
-    pub conv1: DConv<16>,
-    pub conv2: DConv<16>,
-    pub conv3: DConv<32>,
+    pub conv1: DConv<3, 3, 16, 3>,
+    pub conv2: DConv<10, 16, 16, 3>,
+    pub conv3: DConv<16, 16, 32, 3>,
     /// conv4_2 (4 regression) then conv4_1 (2 logits), 1x1.
-    pub head: DConv<8>,
+    pub head: DConv<32, 32, 16, 1>,
 }
 
 impl DirectPNet {
@@ -366,22 +544,24 @@ impl DirectPNet {
         let plane = h * w;
         // Channels-last input, 3 channels.
         to_hwc3(planes, plane, &mut s.a);
-        let (h2, w2) = self.conv1.forward_pool2(&s.a, h, w, 3, &mut s.c);
-        self.conv2.forward(&s.c, h2, w2, 16, &mut s.b, true);
-        let (h3, w3) = self.conv2.out_dims(h2, w2);
-        self.conv3.forward(&s.b, h3, w3, 16, &mut s.a, true);
-        let (h4, w4) = self.conv3.out_dims(h3, w3);
-        self.head.forward(&s.a, h4, w4, 32, &mut s.b, true);
-        let m = h4 * w4;
+        let d = self.conv1.forward_pool2(&s.a, Dims::compact(h, w), &mut s.c);
+        let d = self.conv2.forward(&s.c, d, &mut s.b, true);
+        let d = self.conv3.forward(&s.b, d, &mut s.a, true);
+        let d = self.head.forward(&s.a, d, &mut s.b, true);
+        let m = d.h * d.w;
         let mut reg = vec![0.0f32; 4 * m];
         let mut prob = vec![0.0f32; m];
-        for (i, px) in s.b.chunks_exact(8).enumerate() {
-            for c in 0..4 {
-                reg[c * m + i] = px[c];
+        for yy in 0..d.h {
+            for xx in 0..d.w {
+                let i = yy * d.w + xx;
+                let px = &s.b[(yy * d.stride + xx) * 16..][..16];
+                for c in 0..4 {
+                    reg[c * m + i] = px[c];
+                }
+                prob[i] = super::nets::prob1(px[4], px[5]);
             }
-            prob[i] = super::nets::prob1(px[4], px[5]);
         }
-        Some((reg, prob, h4, w4))
+        Some((reg, prob, d.h, d.w))
     }
 }
 
@@ -432,41 +612,157 @@ mod tests {
         out
     }
 
+    /// Channel-first `cin × h × w` to channels-last with `cs` values per pixel (the extra ones
+    /// set to a large value that must be ignored), plus padding.
+    fn to_hwc(x: &[f32], (cin, h, w): (usize, usize, usize), cs: usize) -> Vec<f32> {
+        let mut out = vec![1e6f32; (h * w + PAD_PX) * cs];
+        for c in 0..cin {
+            for i in 0..h * w {
+                out[i * cs + c] = x[c * h * w + i];
+            }
+        }
+        out
+    }
+
+    /// One layer against the textbook definition, on a compact map and on a map with a row
+    /// stride wider than its valid width.
+    fn check_layer<const CIN: usize, const CS: usize, const CO: usize, const K: usize>(
+        cout: usize,
+        (h, w): (usize, usize),
+        seed: u64,
+    ) {
+        let x = values(CIN * h * w, seed);
+        let wt = values(cout * CIN * K * K, seed + 1);
+        let b = values(cout, seed + 2);
+        let a: Vec<f32> = values(cout, seed + 3).iter().map(|v| v.abs() * 0.5).collect();
+        let conv = DConv::<CIN, CS, CO, K>::new(&wt, &b, Some(&a));
+        let want = naive(&x, (CIN, h, w), &wt, &b, &a, K);
+        let (ho, wo) = (h + 1 - K, w + 1 - K);
+        // Compact input.
+        let hwc = to_hwc(&x, (CIN, h, w), CS);
+        // The same map stored with 3 extra (ignored) columns per row.
+        let s = w + 3;
+        let mut wide = vec![-1e6f32; (h * s + PAD_PX) * CS];
+        for y in 0..h {
+            wide[y * s * CS..(y * s + w) * CS].copy_from_slice(&hwc[y * w * CS..(y + 1) * w * CS]);
+        }
+        // Every tile shape of every instruction set, whatever this CPU runs.
+        type Kernel<const CIN: usize, const CS: usize, const CO: usize, const K: usize> =
+            fn(&DConv<CIN, CS, CO, K>, &[f32], usize, usize, &mut [f32]);
+        let kernels: [Kernel<CIN, CS, CO, K>; 8] = [
+            // (Two-block kernels only where they apply.)
+            |c, x, s, q, o| {
+                if DConv::<CIN, CS, CO, K>::TWO_BLOCKS {
+                    c.range2::<3, false>(x, s, q, o)
+                } else {
+                    c.range::<2, false>(x, s, q, o)
+                }
+            },
+            |c, x, s, q, o| {
+                if DConv::<CIN, CS, CO, K>::TWO_BLOCKS {
+                    c.range2::<12, true>(x, s, q, o)
+                } else {
+                    c.range::<8, true>(x, s, q, o)
+                }
+            },
+            |c, x, s, q, o| c.range::<1, false>(x, s, q, o),
+            |c, x, s, q, o| c.range::<3, false>(x, s, q, o),
+            |c, x, s, q, o| c.range::<6, true>(x, s, q, o),
+            |c, x, s, q, o| c.range::<12, true>(x, s, q, o),
+            |c, x, s, q, o| c.range::<24, true>(x, s, q, o),
+            |c, x, s, q, o| c.range_dispatch(x, s, q, o),
+        ];
+        for (input, d) in [(&hwc, Dims::compact(h, w)), (&wide, Dims { h, w, stride: s })] {
+            for (ki, kernel) in kernels.iter().enumerate() {
+                let od = conv.out_dims(d);
+                let n = round_tile(od.span());
+                let mut got = vec![f32::NAN; n * CO];
+                kernel(&conv, input, d.stride, 0, &mut got);
+                for o in 0..cout {
+                    for y in 0..ho {
+                        for xx in 0..wo {
+                            let g = got[(y * od.stride + xx) * CO + o];
+                            let t = want[(o * ho + y) * wo + xx];
+                            assert!(
+                                (g - t).abs() < 1e-4 * (1.0 + t.abs()),
+                                "kernel {ki} channel {o}: {g} vs {t}"
+                            );
+                        }
+                    }
+                }
+            }
+            for par in [false, true] {
+                let mut got = Vec::new();
+                let od = conv.forward(input, d, &mut got, par);
+                assert_eq!((od.h, od.w, od.stride), (ho, wo, d.stride));
+                for o in 0..cout {
+                    for y in 0..ho {
+                        for xx in 0..wo {
+                            let g = got[(y * od.stride + xx) * CO + o];
+                            let t = want[(o * ho + y) * wo + xx];
+                            assert!(
+                                (g - t).abs() < 1e-4 * (1.0 + t.abs()),
+                                "channel {o} ({y}, {xx}): {g} vs {t}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
-    fn direct_conv_and_fused_pool_match_textbook_definition() {
+    fn direct_conv_matches_textbook_definition_for_every_tile_shape() {
+        check_layer::<3, 3, 16, 3>(10, (10, 13), 1);
+        check_layer::<10, 16, 16, 3>(16, (9, 30), 5);
+        check_layer::<16, 16, 32, 3>(32, (7, 8), 9);
+        check_layer::<32, 32, 16, 1>(6, (5, 11), 13);
+        check_layer::<28, 32, 48, 3>(48, (11, 11), 17);
+        check_layer::<48, 48, 64, 2>(64, (4, 4), 21);
+        check_layer::<64, 64, 128, 2>(128, (4, 4), 25);
+        check_layer::<64, 64, 64, 3>(64, (10, 10), 29);
+    }
+
+    #[test]
+    fn fused_pool_matches_conv_then_pool() {
         let (cin, cout, k, h, w) = (3, 10, 3, 10, 13);
         let x = values(cin * h * w, 1);
         let wt = values(cout * cin * k * k, 2);
         let b = values(cout, 3);
         let a: Vec<f32> = values(cout, 4).iter().map(|v| v.abs() * 0.5).collect();
-        let conv = DConv::<16>::new(&wt, &b, Some(&a), cin, k);
+        let conv = DConv::<3, 3, 16, 3>::new(&wt, &b, Some(&a));
         let mut hwc = Vec::new();
         to_hwc3(&x, h * w, &mut hwc);
-        let want = naive(&x, (cin, h, w), &wt, &b, &a, k);
-        let (ho, wo) = conv.out_dims(h, w);
-        for par in [false, true] {
-            let mut got = Vec::new();
-            conv.forward(&hwc, h, w, cin, &mut got, par);
-            for o in 0..cout {
-                for i in 0..ho * wo {
-                    assert!((got[i * 16 + o] - want[o * ho * wo + i]).abs() < 1e-5, "channel {o} pixel {i}");
-                }
-            }
-        }
         // Fused pooling = convolution then MaxPool2d(2, 2, ceil_mode=True) (odd sizes: ragged edge).
         let mut full = Vec::new();
-        conv.forward(&hwc, h, w, cin, &mut full, false);
+        let d1 = conv.forward(&hwc, Dims::compact(h, w), &mut full, false);
+        // The full map keeps the input's row stride.
+        let st = d1.stride;
         let mut pooled = Vec::new();
-        let dims = max_pool_hwc(&full, (ho, wo, 16), 2, 2, &mut pooled);
+        let dims = max_pool_hwc::<16>(&full, d1, 2, 2, &mut pooled);
         let mut fused = Vec::new();
-        assert_eq!(conv.forward_pool2(&hwc, h, w, cin, &mut fused), dims);
-        assert_eq!(dims, (4, 6));
-        assert_eq!(fused, pooled);
+        assert_eq!(conv.forward_pool2(&hwc, Dims::compact(h, w), &mut fused), dims);
+        assert_eq!(dims, Dims::compact(4, 6));
+        assert_eq!(fused[..4 * 6 * 16], pooled[..4 * 6 * 16]);
         // Pool by hand at the ragged right edge: output (3, 5) covers only conv pixels (6, 10)
         // and (7, 10) (the 8 x 11 map has no column 11).
         for o in 0..cout {
-            let m = full[(6 * wo + 10) * 16 + o].max(full[(7 * wo + 10) * 16 + o]);
+            let m = full[(6 * st + 10) * 16 + o].max(full[(7 * st + 10) * 16 + o]);
             assert_eq!(fused[(3 * 6 + 5) * 16 + o], m);
+        }
+        // A 3x3 stride-2 pool by hand on a strided map.
+        let d = Dims { h: 5, w: 5, stride: 7 };
+        let src: Vec<f32> = (0..(5 * 7 + PAD_PX)).map(|i| ((i * 37) % 11) as f32).collect();
+        let mut p = Vec::new();
+        assert_eq!(max_pool_hwc::<1>(&src, d, 3, 2, &mut p), Dims::compact(2, 2));
+        for (oy, ox) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let mut m = f32::NEG_INFINITY;
+            for y in 2 * oy..(2 * oy + 3).min(5) {
+                for xx in 2 * ox..(2 * ox + 3).min(5) {
+                    m = m.max(src[y * 7 + xx]);
+                }
+            }
+            assert_eq!(p[oy * 2 + ox], m);
         }
     }
 }

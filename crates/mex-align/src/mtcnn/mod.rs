@@ -13,14 +13,24 @@ use mex_core::{BBox, LandmarkScheme, Landmarks, Point2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use direct::PnetScratch;
+use direct::{with_scratch, PnetScratch};
 pub use nets::{ONet, PNet, RNet};
 use ops::{
-    area_resize_plane, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec, Cand,
-    ResizeScratch,
+    area_resize_plane, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec,
+    BlockScratch, Cand, ResizeScratch, RowBlocks,
 };
 
 use crate::{Error, Face, FaceDetector, Result};
+
+thread_local! {
+    /// Per-thread buffers of P-Net on one pyramid level (planes, resampling, activations).
+    static PYRAMID_SCRATCH: std::cell::RefCell<(Vec<f32>, BlockScratch, PnetScratch)> =
+        std::cell::RefCell::new(Default::default());
+    /// Per-thread copy of the image being searched (planes and row blocks).
+    static IMAGE: std::cell::RefCell<Image3> = std::cell::RefCell::new(Image3::default());
+    /// Per-thread resampling buffers of the R-Net / O-Net crops.
+    static CROP_SCRATCH: std::cell::RefCell<ResizeScratch> = std::cell::RefCell::new(Default::default());
+}
 
 /// Largest batch of R-Net / O-Net crops run at once (bounds memory on busy images).
 const STAGE_BATCH: usize = 256;
@@ -97,25 +107,44 @@ pub struct Mtcnn {
 }
 
 /// Scratch state of one detection.
+#[derive(Default)]
 struct Image3 {
     /// Channel-first planes `R, G, B`, values 0..255.
     data: Vec<f32>,
     w: usize,
     h: usize,
+    /// The planes again in row blocks, for the pyramid levels.
+    blocks: [RowBlocks; 3],
 }
 
 impl Image3 {
-    fn from_rgb(img: &RgbImage) -> Self {
+    /// Refills the planes and row blocks from `img`, reusing the buffers.
+    fn load(&mut self, img: &RgbImage) {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let mut data = vec![0.0f32; 3 * w * h];
-        let (r, rest) = data.split_at_mut(w * h);
+        (self.w, self.h) = (w, h);
+        ops::fit_len(&mut self.data, 3 * w * h);
+        let (r, rest) = self.data.split_at_mut(w * h);
         let (g, b) = rest.split_at_mut(w * h);
         for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
             r[i] = f32::from(px[0]);
             g[i] = f32::from(px[1]);
             b[i] = f32::from(px[2]);
         }
-        Self { data, w, h }
+        for (c, blk) in self.blocks.iter_mut().enumerate() {
+            blk.fill(&self.data[c * w * h..(c + 1) * w * h], w, h);
+        }
+    }
+
+    /// The whole image area-resampled to `ow x oh` (3 planes) and normalised: the same values
+    /// as `resample_into` over the full window.
+    fn pyramid_level_into(&self, dst: &mut [f32], (ow, oh): (usize, usize), tmp: &mut BlockScratch) {
+        for (c, blk) in self.blocks.iter().enumerate() {
+            let d = &mut dst[c * ow * oh..(c + 1) * ow * oh];
+            blk.area_resize(d, (ow, oh), tmp);
+            for v in d.iter_mut() {
+                *v = (*v - 127.5) * 0.0078125;
+            }
+        }
     }
 
     /// Area-resamples the window into `dst` (3 planes of `ow x oh`) and normalises it as
@@ -199,10 +228,12 @@ impl Mtcnn {
                 })
                 .collect());
         }
-        let im = Image3::from_rgb(img);
-        let boxes = self.stage1(&im)?;
-        let boxes = self.stage2(&im, boxes)?;
-        self.stage3(&im, boxes)
+        with_scratch(&IMAGE, |im| {
+            im.load(img);
+            let boxes = self.stage1(im)?;
+            let boxes = self.stage2(im, boxes)?;
+            self.stage3(im, boxes)
+        })
     }
 
     /// P-Net over the pyramid, per-scale NMS 0.5, cross-scale NMS 0.7, regression, squaring.
@@ -211,21 +242,20 @@ impl Mtcnn {
         let thresh = self.config.thresholds[0];
         let per_scale: Vec<Result<Vec<Cand>>> = scales
             .par_iter()
-            .map_init(
-                || (Vec::new(), ResizeScratch::default(), PnetScratch::default()),
-                |(buf, tmp, scratch), &scale| {
+            .map(|&scale| {
+                with_scratch(&PYRAMID_SCRATCH, |(buf, tmp, scratch)| {
                     let hs = (im.h as f64 * scale + 1.0) as usize;
                     let ws = (im.w as f64 * scale + 1.0) as usize;
-                    buf.clear();
-                    buf.resize(3 * hs * ws, 0.0);
-                    im.resample_into((0, 0, im.w, im.h), buf, (ws, hs), tmp);
-                    let (reg, probs, oh, ow) = self.pnet.run_planes(buf, hs, ws, scratch)?;
+                    direct::fit(buf, 3 * hs * ws);
+                    let planes = &mut buf[..3 * hs * ws];
+                    im.pyramid_level_into(planes, (ws, hs), tmp);
+                    let (reg, probs, oh, ow) = self.pnet.run_planes(planes, hs, ws, scratch)?;
                     let mut cands = Vec::new();
                     generate_bounding_box(&reg, &probs, (ow, oh), scale, thresh, &mut cands);
                     let pick = nms_torchvision(&cands, 0.5);
                     Ok(pick.into_iter().map(|i| cands[i]).collect())
-                },
-            )
+                })
+            })
             .collect();
         let mut all = Vec::new();
         for r in per_scale {
@@ -261,12 +291,9 @@ impl Mtcnn {
         let kept: Vec<(Cand, (usize, usize, usize, usize))> =
             boxes.iter().filter_map(|b| pad_window(b, im.w, im.h).map(|win| (*b, win))).collect();
         let mut data = vec![0.0f32; kept.len() * per];
-        data.par_chunks_mut(per).zip(kept.par_iter()).for_each_init(
-            ResizeScratch::default,
-            |tmp, (dst, (_, win))| {
-                im.resample_into(*win, dst, (size, size), tmp);
-            },
-        );
+        data.par_chunks_mut(per).zip(kept.par_iter()).for_each(|(dst, (_, win))| {
+            with_scratch(&CROP_SCRATCH, |tmp| im.resample_into(*win, dst, (size, size), tmp));
+        });
         (kept.into_iter().map(|(b, _)| b).collect(), data)
     }
 

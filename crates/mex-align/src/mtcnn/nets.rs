@@ -2,8 +2,8 @@
 //! names through a candle `VarBuilder`.
 //!
 //! The convolutional layers run as direct convolutions on channels-last activations (`direct.rs`:
-//! bias, PReLU and P-Net's first max pool fused, AVX2/FMA chosen at run time, rows of P-Net's
-//! layers and R-Net/O-Net crops in parallel); the fully connected layers use candle's matrix
+//! register-tiled, bias, PReLU and P-Net's first max pool fused, AVX2/FMA or AVX-512 chosen at run
+//! time, P-Net's maps and R-Net/O-Net crops in parallel); the fully connected layers use candle's matrix
 //! product. Only the summation order differs from PyTorch, which the reference tests bound.
 
 use candle_core::{DType, Device, Tensor};
@@ -89,18 +89,16 @@ fn raw(vb: &VarBuilder<'_>, shape: &[usize], name: &str) -> Result<Vec<f32>> {
     Ok(vb.get(shape, name)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-fn dconv<const CO: usize>(
+fn dconv<const CIN: usize, const CS: usize, const CO: usize, const K: usize>(
     vb: &VarBuilder<'_>,
     name: &str,
     prelu: &str,
-    cin: usize,
     cout: usize,
-    k: usize,
-) -> Result<DConv<CO>> {
-    let w = raw(vb, &[cout, cin, k, k], &format!("{name}.weight"))?;
+) -> Result<DConv<CIN, CS, CO, K>> {
+    let w = raw(vb, &[cout, CIN, K, K], &format!("{name}.weight"))?;
     let b = raw(vb, &[cout], &format!("{name}.bias"))?;
     let a = raw(vb, &[cout], &format!("{prelu}.weight"))?;
-    Ok(DConv::new(&w, &b, Some(&a), cin, k))
+    Ok(DConv::new(&w, &b, Some(&a)))
 }
 
 impl PNet {
@@ -113,10 +111,10 @@ impl PNet {
         b.extend(raw(&vb, &[2], "conv4_1.bias")?);
         Ok(Self {
             net: DirectPNet {
-                conv1: dconv(&vb, "conv1", "prelu1", 3, 10, 3)?,
-                conv2: dconv(&vb, "conv2", "prelu2", 10, 16, 3)?,
-                conv3: dconv(&vb, "conv3", "prelu3", 16, 32, 3)?,
-                head: DConv::new(&w, &b, None, 32, 1),
+                conv1: dconv(&vb, "conv1", "prelu1", 10)?,
+                conv2: dconv(&vb, "conv2", "prelu2", 16)?,
+                conv3: dconv(&vb, "conv3", "prelu3", 32)?,
+                head: DConv::new(&w, &b, None),
             },
         })
     }
@@ -173,7 +171,7 @@ fn trunk_features(
     f: impl Fn(&[f32], &mut PnetScratch, &mut [f32]) + Sync,
 ) -> Result<(Vec<f32>, usize)> {
     let per = 3 * size * size;
-    if data.len() % per != 0 {
+    if !data.len().is_multiple_of(per) {
         return Err(Error::param(
             "crop batch",
             format!("{} values", data.len()),
@@ -182,8 +180,12 @@ fn trunk_features(
     }
     let n = data.len() / per;
     let mut feats = vec![0.0f32; n * nfeat];
-    feats.par_chunks_mut(nfeat).zip(data.par_chunks(per)).for_each_init(PnetScratch::default, |s, (o, c)| {
-        f(c, s, o);
+    thread_local! {
+        /// Per-thread activations of one crop, kept between calls.
+        static TRUNK_SCRATCH: std::cell::RefCell<PnetScratch> = std::cell::RefCell::new(PnetScratch::default());
+    }
+    feats.par_chunks_mut(nfeat).zip(data.par_chunks(per)).for_each(|(o, c)| {
+        super::direct::with_scratch(&TRUNK_SCRATCH, |s| f(c, s, o));
     });
     Ok((feats, n))
 }
@@ -202,9 +204,9 @@ impl RNet {
     pub fn new(vb: VarBuilder<'_>) -> Result<Self> {
         Ok(Self {
             trunk: DirectRTrunk {
-                conv1: dconv(&vb, "conv1", "prelu1", 3, 28, 3)?,
-                conv2: dconv(&vb, "conv2", "prelu2", 28, 48, 3)?,
-                conv3: dconv(&vb, "conv3", "prelu3", 48, 64, 2)?,
+                conv1: dconv(&vb, "conv1", "prelu1", 28)?,
+                conv2: dconv(&vb, "conv2", "prelu2", 48)?,
+                conv3: dconv(&vb, "conv3", "prelu3", 64)?,
             },
             dense4: Dense::load(&vb, &["dense4"], Some("prelu4"), 576, &[128])?,
             head: Dense::load(&vb, &["dense5_2", "dense5_1"], None, 128, &[4, 2])?,
@@ -248,10 +250,10 @@ impl ONet {
     pub fn new(vb: VarBuilder<'_>) -> Result<Self> {
         Ok(Self {
             trunk: DirectOTrunk {
-                conv1: dconv(&vb, "conv1", "prelu1", 3, 32, 3)?,
-                conv2: dconv(&vb, "conv2", "prelu2", 32, 64, 3)?,
-                conv3: dconv(&vb, "conv3", "prelu3", 64, 64, 3)?,
-                conv4: dconv(&vb, "conv4", "prelu4", 64, 128, 2)?,
+                conv1: dconv(&vb, "conv1", "prelu1", 32)?,
+                conv2: dconv(&vb, "conv2", "prelu2", 64)?,
+                conv3: dconv(&vb, "conv3", "prelu3", 64)?,
+                conv4: dconv(&vb, "conv4", "prelu4", 128)?,
             },
             dense5: Dense::load(&vb, &["dense5"], Some("prelu5"), 1152, &[256])?,
             head: Dense::load(&vb, &["dense6_2", "dense6_3", "dense6_1"], None, 256, &[4, 10, 2])?,

@@ -23,8 +23,11 @@ pub(crate) fn area_resize_plane(
     scratch: &mut ResizeScratch,
 ) {
     let ResizeScratch { tmp, spans } = scratch;
-    tmp.clear();
-    tmp.resize(ch * ow, 0.0);
+    if tmp.len() < ch * ow {
+        tmp.resize(ch * ow, 0.0);
+    }
+    // Every value of `tmp[..ch * ow]` is written before it is read.
+    let tmp = &mut tmp[..ch * ow];
     // The source window of every output column (integer divisions hoisted out of the row loop).
     spans.clear();
     spans.extend((0..ow).map(|ox| (ox * cw / ow, ((ox + 1) * cw).div_ceil(ow))));
@@ -83,6 +86,130 @@ pub(crate) fn area_resize_plane(
             let inv = (e - s) as f32;
             for d in drow.iter_mut() {
                 *d /= inv;
+            }
+        }
+    }
+}
+
+/// Sets `v` to `n` values, reusing its allocation; the values are stale (callers overwrite them).
+pub(crate) fn fit_len(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    v.truncate(n);
+}
+
+/// Rows of one plane held in blocks of [`RowBlocks::R`], column by column
+/// (`data[(rb·w + x)·R + i]` = row `rb·R + i`, column `x`), for whole-image area resampling that
+/// sums `R` rows at once. Built once per image and shared by every pyramid level.
+#[derive(Debug, Default)]
+pub(crate) struct RowBlocks {
+    data: Vec<f32>,
+    w: usize,
+    h: usize,
+}
+
+/// Reusable buffers of [`RowBlocks::area_resize`].
+#[derive(Debug, Default)]
+pub(crate) struct BlockScratch {
+    /// Horizontal means, row by row (`[row][ox]`, rows padded to whole blocks).
+    tmp: Vec<f32>,
+    spans: Vec<(usize, usize)>,
+    vspans: Vec<(usize, usize)>,
+}
+
+impl RowBlocks {
+    /// Rows per block (the vector width of the horizontal pass).
+    const R: usize = 16;
+
+    /// Refills the blocks from a `w x h` plane (rows past `h` in the last block are zero).
+    pub(crate) fn fill(&mut self, plane: &[f32], w: usize, h: usize) {
+        const R: usize = RowBlocks::R;
+        let nb = h.div_ceil(R);
+        fit_len(&mut self.data, nb * w * R);
+        for (rb, blk) in self.data.chunks_exact_mut(w * R).enumerate() {
+            // Rows past the image (last block) are zero.
+            let rows: [&[f32]; R] = std::array::from_fn(|i| {
+                let y = rb * R + i;
+                if y < h {
+                    &plane[y * w..(y + 1) * w]
+                } else {
+                    &[]
+                }
+            });
+            for (x, col) in blk.chunks_exact_mut(R).enumerate() {
+                for (c, row) in col.iter_mut().zip(&rows) {
+                    *c = row.get(x).copied().unwrap_or(0.0);
+                }
+            }
+        }
+        (self.w, self.h) = (w, h);
+    }
+
+    /// The whole plane area-resampled to `ow x oh` into `dst`: bit for bit what
+    /// [`area_resize_plane`] gives for the full window (every sum is taken in the same order and
+    /// divided the same way), with the horizontal pass done for `R` rows at once.
+    pub(crate) fn area_resize(&self, dst: &mut [f32], size: (usize, usize), scratch: &mut BlockScratch) {
+        use super::direct::{simd_level, Simd};
+        match simd_level() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `simd_level` checked that the CPU supports AVX2 (and FMA, unused here).
+            Simd::Avx2 | Simd::Avx512 => unsafe { self.area_resize_avx2(dst, size, scratch) },
+            _ => self.area_resize_impl(dst, size, scratch),
+        }
+    }
+
+    /// [`Self::area_resize`] compiled for AVX2 (the same operations, in wider registers).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn area_resize_avx2(&self, dst: &mut [f32], size: (usize, usize), scratch: &mut BlockScratch) {
+        self.area_resize_impl(dst, size, scratch)
+    }
+
+    #[inline(always)]
+    fn area_resize_impl(&self, dst: &mut [f32], (ow, oh): (usize, usize), scratch: &mut BlockScratch) {
+        const R: usize = RowBlocks::R;
+        let (w, h) = (self.w, self.h);
+        let hp = h.div_ceil(R) * R;
+        let BlockScratch { tmp, spans, vspans } = scratch;
+        if tmp.len() < ow * hp {
+            tmp.resize(ow * hp, 0.0);
+        }
+        spans.clear();
+        spans.extend((0..ow).map(|ox| (ox * w / ow, ((ox + 1) * w).div_ceil(ow))));
+        vspans.clear();
+        vspans.extend((0..oh).map(|oy| (oy * h / oh, ((oy + 1) * h).div_ceil(oh))));
+        // Horizontal pass: tmp[r][ox] = (src[r][s] + ... + src[r][e-1]) / (e - s), left to right,
+        // for R rows at once.
+        for (rb, blk) in self.data.chunks_exact(w * R).enumerate() {
+            let rows = &mut tmp[rb * R * ow..(rb + 1) * R * ow];
+            for (ox, &(s, e)) in spans.iter().enumerate() {
+                let mut a = [0.0f32; R];
+                a.copy_from_slice(&blk[s * R..(s + 1) * R]);
+                for v in blk[(s + 1) * R..e * R].chunks_exact(R) {
+                    for (ai, vi) in a.iter_mut().zip(v) {
+                        *ai += *vi;
+                    }
+                }
+                let n = (e - s) as f32;
+                for (i, ai) in a.iter().enumerate() {
+                    rows[i * ow + ox] = *ai / n;
+                }
+            }
+        }
+        // Vertical pass, whole rows at once.
+        for (drow, &(s, e)) in dst.chunks_exact_mut(ow).zip(vspans.iter()) {
+            drow.copy_from_slice(&tmp[s * ow..(s + 1) * ow]);
+            for r in s + 1..e {
+                for (d, t) in drow.iter_mut().zip(&tmp[r * ow..(r + 1) * ow]) {
+                    *d += *t;
+                }
+            }
+            if e - s > 1 {
+                let n = (e - s) as f32;
+                for d in drow.iter_mut() {
+                    *d /= n;
+                }
             }
         }
     }
@@ -241,6 +368,28 @@ mod tests {
         let mut d4 = [0.0; 4];
         area_resize_plane(&[5.0], 1, (0, 0, 1, 1), &mut d4, (2, 2), &mut tmp);
         assert_eq!(d4, [5.0; 4]);
+    }
+
+    #[test]
+    fn row_blocks_resize_is_bitwise_the_separable_resize() {
+        let (w, h) = (53, 37);
+        let mut st = 7u64;
+        let src: Vec<f32> = (0..w * h)
+            .map(|_| {
+                st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((st >> 33) % 256) as f32
+            })
+            .collect();
+        let mut blocks = RowBlocks::default();
+        blocks.fill(&src, w, h);
+        let (mut t1, mut t2) = (ResizeScratch::default(), BlockScratch::default());
+        for (ow, oh) in [(53, 37), (38, 27), (27, 19), (12, 12), (5, 3), (1, 1), (60, 40)] {
+            let mut want = vec![0.0f32; ow * oh];
+            area_resize_plane(&src, w, (0, 0, w, h), &mut want, (ow, oh), &mut t1);
+            let mut got = vec![f32::NAN; ow * oh];
+            blocks.area_resize(&mut got, (ow, oh), &mut t2);
+            assert_eq!(got, want, "{ow}x{oh}");
+        }
     }
 
     #[test]
