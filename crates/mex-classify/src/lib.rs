@@ -25,7 +25,10 @@ pub mod train;
 
 pub use data::{Dataset, SampleInfo};
 pub use error::{Error, Result};
-pub use loso::{predict_with_fold_weights, predict_with_fold_weights_on, run_loso, FoldResult, LosoConfig, LosoResult, Prediction};
+pub use loso::{
+    predict_with_fold_weights, predict_with_fold_weights_on, run_loso, FoldResult, LosoConfig, LosoResult,
+    Prediction,
+};
 pub use models::{
     ConvBlock, Model, ModelConfig, OffApexNetConfig, OffApexNetVariant, ParamSpec, ShallowCnnConfig,
     StstnetConfig,

@@ -9,7 +9,7 @@
 use anyhow::{bail, Context};
 use mex_classify::data::{composite_dataset_of, load_ststnet_inputs};
 use mex_classify::{
-    predict_with_fold_weights, run_loso, LosoConfig, ModelConfig, Prediction, StstnetConfig, TrainConfig,
+    predict_with_fold_weights_on, run_loso, LosoConfig, ModelConfig, Prediction, StstnetConfig, TrainConfig,
 };
 use mex_metrics::ConfusionMatrix;
 use serde::Serialize;
@@ -51,6 +51,10 @@ pub struct ReproduceArgs {
     /// Folds trained in parallel (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub parallel: usize,
+    /// Device for inference with released weights: `cpu`, or `cuda` (CUDA device 0; needs a
+    /// build with `--features cuda`). Training always runs on the CPU.
+    #[arg(long, default_value = "cpu", conflicts_with = "train")]
+    pub device: String,
     /// Write per-sample predictions as CSV `subject,file,label,pred`.
     #[arg(long)]
     pub predictions_out: Option<PathBuf>,
@@ -138,8 +142,14 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         if !weights.is_dir() {
             bail!("weights folder {} does not exist", weights.display());
         }
+        let device = match args.device.as_str() {
+            "cpu" => candle_core::Device::Cpu,
+            "cuda" => candle_core::Device::new_cuda(0)
+                .context("opening CUDA device 0 (is mex built with `--features cuda`?)")?,
+            other => bail!("unknown device {other:?}: expected cpu or cuda"),
+        };
         let cfg = ModelConfig::Ststnet(StstnetConfig::default());
-        predict_with_fold_weights(&ds, &cfg, &weights)
+        predict_with_fold_weights_on(&ds, &cfg, &weights, &device)
             .with_context(|| format!("running the per-fold weights of {}", weights.display()))?
     };
     if let Some(p) = &args.predictions_out {
