@@ -90,6 +90,26 @@ fn missing_data_folder_exits_2() {
 }
 
 #[test]
+fn unknown_or_unavailable_device_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_dataset(tmp.path());
+    std::fs::create_dir_all(tmp.path().join("weights")).unwrap();
+    let data = tmp.path().to_str().unwrap();
+    let out = mex(&["reproduce", "ststnet", "--data", data, "--device", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device"));
+    if !cfg!(feature = "cuda") {
+        let out = mex(&["reproduce", "ststnet", "--data", data, "--device", "cuda"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cuda"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn missing_weights_folder_exits_2() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_dataset(tmp.path());
