@@ -2,7 +2,7 @@
 //! Trains STSTNet from scratch with 68-fold LOSO on the released composite inputs (resumable)
 //! and prints pooled UF1 / UAR with the per-dataset breakdown.
 //!
-//! `cargo run --release -p mex-classify --example ststnet_loso -- DATA_DIR FOLDS_DIR EPOCHS LR [SEED]`
+//! `cargo run --release -p mex-classify --example ststnet_loso -- DATA_DIR FOLDS_DIR EPOCHS LR [SEED [dataset|label]]`
 //! (reference recipe: EPOCHS 800, LR 5e-5; batch 256, Adam, last epoch).
 
 use mex_classify::data::{composite_dataset_of, load_ststnet_inputs};
@@ -34,10 +34,15 @@ fn main() -> anyhow::Result<()> {
     let epochs: usize = a.get(3).map_or(Ok(800), |s| s.parse())?;
     let lr: f64 = a.get(4).map_or(Ok(5e-5), |s| s.parse())?;
     let seed: u64 = a.get(5).map_or(Ok(0), |s| s.parse())?;
+    let sample_order = match a.get(6).map(String::as_str) {
+        None | Some("dataset") => mex_classify::SampleOrder::Dataset,
+        Some("label") => mex_classify::SampleOrder::ByLabel,
+        Some(other) => anyhow::bail!("unknown order {other:?}: expected dataset or label"),
+    };
     let ds = load_ststnet_inputs(&data)?;
     let cfg = LosoConfig {
         model: ModelConfig::Ststnet(StstnetConfig::default()),
-        train: TrainConfig { epochs, lr, seed, ..TrainConfig::ststnet_reference() },
+        train: TrainConfig { epochs, lr, seed, sample_order, ..TrainConfig::ststnet_reference() },
         out_dir: Some(folds),
         save_weights: true,
         parallel_folds: 0,

@@ -33,4 +33,6 @@ pub use models::{
     ConvBlock, Model, ModelConfig, OffApexNetConfig, OffApexNetVariant, ParamSpec, ShallowCnnConfig,
     StstnetConfig,
 };
-pub use train::{fit, fit_with, EpochStats, Optimizer, OptimizerKind, Selection, TrainConfig, TrainReport};
+pub use train::{
+    fit, fit_with, EpochStats, Optimizer, OptimizerKind, SampleOrder, Selection, TrainConfig, TrainReport,
+};

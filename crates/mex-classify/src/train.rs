@@ -23,6 +23,34 @@ pub enum OptimizerKind {
     AdamW,
 }
 
+/// Order of the training samples within an epoch (without shuffling this fixes the batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleOrder {
+    /// The dataset's order (for the released STSTNet inputs: by subject, then label).
+    #[default]
+    Dataset,
+    /// Grouped by label (stable: dataset order within a label), as the STSTNet reference code
+    /// reads each fold's training set from `u_train/<label>/` folders into a `DataLoader`
+    /// without shuffling, so its batches are grouped by class.
+    ByLabel,
+}
+
+impl SampleOrder {
+    fn is_dataset(&self) -> bool {
+        *self == Self::Dataset
+    }
+
+    /// `idx` reordered (`labels` are the labels of the whole dataset).
+    pub fn apply(&self, idx: &[usize], labels: &[u32]) -> Vec<usize> {
+        let mut out = idx.to_vec();
+        if *self == Self::ByLabel {
+            out.sort_by_key(|&i| labels.get(i).copied().unwrap_or(u32::MAX));
+        }
+        out
+    }
+}
+
 /// How the weights used for the test predictions are chosen. Both options use the training
 /// subjects only: the LOSO trainer never hands the test fold to the training loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +92,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Reshuffle the samples every epoch.
     pub shuffle: bool,
+    /// Order of the training samples when `shuffle` is off (and the starting order otherwise).
+    /// Left out of serialised configurations when it is the default, so fold files written
+    /// before the option existed keep their fingerprint.
+    #[serde(skip_serializing_if = "SampleOrder::is_dataset")]
+    pub sample_order: SampleOrder,
     /// Per-class weights of the cross-entropy (PyTorch `CrossEntropyLoss(weight=..)`).
     pub class_weights: Option<Vec<f32>>,
     /// Model selection.
@@ -83,6 +116,7 @@ impl Default for TrainConfig {
             epochs: 800,
             seed: 0,
             shuffle: false,
+            sample_order: SampleOrder::Dataset,
             class_weights: None,
             selection: Selection::LastEpoch,
         }
@@ -314,7 +348,7 @@ pub fn fit_with(
 
     let vars: Vec<Var> = model.trainable_vars()?.into_iter().map(|(_, v)| v).collect();
     let mut opt = Optimizer::new(vars, cfg)?;
-    let mut order = fit_idx.clone();
+    let mut order = cfg.sample_order.apply(&fit_idx, &labels);
     // Without shuffling the batches never change: build them once.
     let fixed: Option<Vec<(Tensor, Tensor, Vec<u32>)>> = if cfg.shuffle {
         None
@@ -411,4 +445,25 @@ pub(crate) fn uf1(gt: &[u32], pred: &[u32], k: usize) -> f32 {
         }
     }
     sum / k as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_label_order_is_a_stable_grouping_and_the_default_stays_out_of_json() {
+        let labels = [2u32, 0, 1, 0, 2, 1, 0];
+        let idx = [6, 0, 1, 2, 3, 4];
+        assert_eq!(SampleOrder::Dataset.apply(&idx, &labels), vec![6, 0, 1, 2, 3, 4]);
+        // labels of 6, 0, 1, 2, 3, 4 are 0, 2, 0, 1, 0, 2 -> zeros (6, 1, 3), ones (2), twos (0, 4)
+        assert_eq!(SampleOrder::ByLabel.apply(&idx, &labels), vec![6, 1, 3, 2, 0, 4]);
+        let json = serde_json::to_string(&TrainConfig::default()).unwrap();
+        assert!(!json.contains("sample_order"), "{json}");
+        let by = TrainConfig { sample_order: SampleOrder::ByLabel, ..TrainConfig::default() };
+        let json = serde_json::to_string(&by).unwrap();
+        assert!(json.contains("\"sample_order\":\"by_label\""), "{json}");
+        let back: TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, by);
+    }
 }

@@ -9,7 +9,8 @@
 use anyhow::{bail, Context};
 use mex_classify::data::{composite_dataset_of, load_ststnet_inputs};
 use mex_classify::{
-    predict_with_fold_weights_on, run_loso, LosoConfig, ModelConfig, Prediction, StstnetConfig, TrainConfig,
+    predict_with_fold_weights_on, run_loso, LosoConfig, ModelConfig, Prediction, SampleOrder, StstnetConfig,
+    TrainConfig,
 };
 use mex_metrics::ConfusionMatrix;
 use serde::Serialize;
@@ -45,6 +46,10 @@ pub struct ReproduceArgs {
     /// Seed of initialisation and dropout (with --train).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Order of the training samples (with --train): `dataset` (by subject, then label) or
+    /// `label` (grouped by class, as the reference code's unshuffled `u_train/<label>/` loader).
+    #[arg(long, default_value = "dataset", requires = "train")]
+    pub order: String,
     /// Folder where finished folds are written, so an interrupted --train run resumes.
     #[arg(long, requires = "train")]
     pub folds_dir: Option<PathBuf>,
@@ -116,7 +121,16 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let preds = if args.train {
         let cfg = LosoConfig {
             model: ModelConfig::Ststnet(StstnetConfig::default()),
-            train: TrainConfig { epochs: args.epochs, seed: args.seed, ..TrainConfig::ststnet_reference() },
+            train: TrainConfig {
+                epochs: args.epochs,
+                seed: args.seed,
+                sample_order: match args.order.as_str() {
+                    "dataset" => SampleOrder::Dataset,
+                    "label" => SampleOrder::ByLabel,
+                    other => bail!("unknown --order {other:?}: expected dataset or label"),
+                },
+                ..TrainConfig::ststnet_reference()
+            },
             out_dir: args.folds_dir.clone(),
             save_weights: args.folds_dir.is_some(),
             parallel_folds: args.parallel,
