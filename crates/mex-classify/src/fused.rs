@@ -606,6 +606,19 @@ fn sum16(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The per-sample buffers of a backward pass: the cached padded input, post-ReLU maps and
+/// arg-maxes, the pooled-output gradient, the `dz` scratch map and the accumulated weight and
+/// bias gradients.
+struct BackIo<'a> {
+    xp: &'a [f32],
+    act: &'a [f32],
+    arg: &'a [u32],
+    gout: &'a [f32],
+    dz: &'a mut [f32],
+    dw: &'a mut [f32],
+    db: &'a mut [f32],
+}
+
 /// Constants of the BatchNorm backward pass for one channel.
 #[derive(Clone, Copy)]
 struct BnBack {
@@ -621,19 +634,9 @@ struct BnBack {
 
 /// The gradient of one sample with respect to the weights (`dw`, accumulated) and the bias
 /// (`db`, accumulated), from the pooled-output gradient `gout`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_sample<const F: bool>(
-    g: &BlockGeom,
-    xp: &[f32],
-    act: &[f32],
-    arg: &[u32],
-    gout: &[f32],
-    bn: &[BnBack],
-    dz: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+fn backward_sample<const F: bool>(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
+    let BackIo { xp, act, arg, gout, dz, dw, db } = io;
     let (s, pin, pout, wo, k) = (g.stride(), g.plane_in(), g.plane_out(), g.wo(), g.k);
     let (kk, npool) = (k * k, g.ph() * g.pw());
     for o in 0..g.cout {
@@ -861,59 +864,26 @@ fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut P
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-fn backward_sample_avx2(
-    g: &BlockGeom,
-    xp: &[f32],
-    act: &[f32],
-    arg: &[u32],
-    gout: &[f32],
-    bn: &[BnBack],
-    dz: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
-    backward_sample::<true>(g, xp, act, arg, gout, bn, dz, dw, db)
+fn backward_sample_avx2(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
+    backward_sample::<true>(g, bn, io)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_sample_avx512(
-    g: &BlockGeom,
-    xp: &[f32],
-    act: &[f32],
-    arg: &[u32],
-    gout: &[f32],
-    bn: &[BnBack],
-    dz: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
-    backward_sample::<true>(g, xp, act, arg, gout, bn, dz, dw, db)
+fn backward_sample_avx512(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
+    backward_sample::<true>(g, bn, io)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn backward_dispatch(
-    g: &BlockGeom,
-    xp: &[f32],
-    act: &[f32],
-    arg: &[u32],
-    gout: &[f32],
-    bn: &[BnBack],
-    dz: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+fn backward_dispatch(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
     match simd_level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
-        Simd::Avx2 => unsafe { backward_sample_avx2(g, xp, act, arg, gout, bn, dz, dw, db) },
+        Simd::Avx2 => unsafe { backward_sample_avx2(g, bn, io) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX-512F and FMA.
-        Simd::Avx512 => unsafe { backward_sample_avx512(g, xp, act, arg, gout, bn, dz, dw, db) },
-        Simd::Base => backward_sample::<false>(g, xp, act, arg, gout, bn, dz, dw, db),
+        Simd::Avx512 => unsafe { backward_sample_avx512(g, bn, io) },
+        Simd::Base => backward_sample::<false>(g, bn, io),
     }
 }
 
@@ -1091,17 +1061,16 @@ impl FusedOp {
                     let mut acc = vec![0f32; nw + o];
                     let (dw, db) = acc.split_at_mut(nw);
                     for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
-                        backward_dispatch(
-                            &g,
-                            &xp[b * pin..(b + 1) * pin],
-                            &act[b * o * pout..(b + 1) * o * pout],
-                            &arg[b * npool..(b + 1) * npool],
-                            &gout[b * npool..(b + 1) * npool],
-                            &bn,
-                            dz,
-                            dw,
-                            db,
-                        );
+                        let io = BackIo {
+                            xp: &xp[b * pin..(b + 1) * pin],
+                            act: &act[b * o * pout..(b + 1) * o * pout],
+                            arg: &arg[b * npool..(b + 1) * npool],
+                            gout: &gout[b * npool..(b + 1) * npool],
+                            dz: &mut *dz,
+                            dw: &mut *dw,
+                            db: &mut *db,
+                        };
+                        backward_dispatch(&g, &bn, io);
                     }
                     acc
                 })
