@@ -235,13 +235,13 @@ pub fn forward_train(
 ) -> candle_core::Result<(Tensor, BatchStats)> {
     geom.validate()?;
     let generation = {
-        let mut c = cache.lock().map_err(|_| candle_core::Error::Msg("fused cache poisoned".into()))?;
+        let mut c = lock(cache)?;
         c.generation = c.generation.wrapping_add(1);
         c.generation
     };
     let op = FusedOp { geom, mode: Mode::Train { generation }, cache: Some(cache.clone()) };
     let y = x.contiguous()?.apply_op2(&packed.contiguous()?, op)?;
-    let c = cache.lock().map_err(|_| candle_core::Error::Msg("fused cache poisoned".into()))?;
+    let c = lock(cache)?;
     Ok((y, c.stats.clone()))
 }
 
