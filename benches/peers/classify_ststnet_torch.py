@@ -10,6 +10,12 @@ Modes:
                                1 and 2 threads; one epoch of one fold (reference recipe).
   compare  --data DIR          bench, then mex-classify's same timings (examples/ststnet_profile
                                json) with RAYON_NUM_THREADS 1 and 2, and a markdown table of ratios.
+  train    --data DIR --out FOLDS [--epochs 800] [--seed 0] [--jobs 2] [--order label|dataset]
+                               the reference recipe itself (main.py: Adam lr 5e-5, batch 256, no
+                               shuffling, evaluation of the test fold after every epoch as main.py
+                               does, last epoch), 68-fold LOSO, `jobs` folds at a time with one
+                               torch thread each; one JSON file per finished fold in FOLDS
+                               (resumable), then pooled and per-dataset UF1/UAR and the wall time.
 """
 import argparse, json, os, sys, time
 
@@ -180,6 +186,69 @@ def mex_timings(reps):
     return out
 
 
+def dataset_of(sub):
+    return "casme2" if sub.startswith("sub") else ("smic" if sub.startswith("s") else "samm")
+
+
+def train_fold(args):
+    """One LOSO fold of main.py's recipe; returns the fold's record (also written to disk)."""
+    data, out, sub, epochs, seed, order, fold_idx = args
+    path = os.path.join(out, sub + ".json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    torch.set_num_threads(1)
+    rows = load_inputs(data)  # sorted by subject, label, file
+    train = [r for r in rows if r[0] != sub]
+    if order == "label":  # main.py: u_train/<label>/ folders one after the other
+        train = sorted(train, key=lambda r: r[2])  # stable: dataset order within a label
+    test = [r for r in rows if r[0] == sub]
+    xtr = torch.from_numpy(np.stack([r[3] for r in train])); ytr = torch.tensor([r[2] for r in train])
+    xte = torch.from_numpy(np.stack([r[3] for r in test])); yte = torch.tensor([r[2] for r in test])
+    torch.manual_seed(seed * 1000 + fold_idx)
+    m = STSTNet()
+    opt = torch.optim.Adam(m.parameters(), lr=5e-5)
+    lf = nn.CrossEntropyLoss()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        m.train()
+        for s in range(0, len(train), 256):
+            opt.zero_grad(); lf(m(xtr[s:s + 256]), ytr[s:s + 256]).backward(); opt.step()
+        m.eval()  # main.py evaluates the test fold after every epoch (and keeps the last)
+        with torch.no_grad():
+            pred = m(xte).argmax(1)
+    rec = {"subject": sub, "labels": yte.tolist(), "preds": pred.tolist(),
+           "seconds": time.perf_counter() - t0, "epochs": epochs, "seed": seed, "order": order}
+    with open(path + ".tmp", "w") as f:
+        json.dump(rec, f)
+    os.replace(path + ".tmp", path)
+    print(f"fold {sub:>5}: {rec['seconds']:.1f} s", file=sys.stderr, flush=True)
+    return rec
+
+
+def mode_train(data, out, epochs, seed, jobs, order):
+    import multiprocessing as mp
+    os.makedirs(out, exist_ok=True)
+    subs = sorted({r[0] for r in load_inputs(data)})
+    t = time.perf_counter()
+    with mp.get_context("fork").Pool(jobs) as pool:
+        recs = pool.map(train_fold, [(data, out, s, epochs, seed, order, i) for i, s in enumerate(subs)],
+                        chunksize=1)
+    wall = time.perf_counter() - t
+    res = {"epochs": epochs, "seed": seed, "order": order, "torch": torch.__version__}
+    gt = [l for r in recs for l in r["labels"]]; pr = [p for r in recs for p in r["preds"]]
+    res["uf1"], res["uar"] = uf1_uar(gt, pr)
+    res["n"] = len(gt)
+    for ds in ("casme2", "smic", "samm"):
+        g = [l for r in recs if dataset_of(r["subject"]) == ds for l in r["labels"]]
+        p = [q for r in recs if dataset_of(r["subject"]) == ds for q in r["preds"]]
+        u, a = uf1_uar(g, p)
+        res[ds] = {"n": len(g), "uf1": u, "uar": a}
+    res["wall_s_this_call"] = wall
+    res["sum_fold_s"] = sum(r["seconds"] for r in recs)
+    print(json.dumps(res, indent=1))
+
+
 def mode_compare(data, reps):
     torch_res = mode_bench(data, reps)
     mex = mex_timings(reps)
@@ -199,10 +268,14 @@ def mode_compare(data, reps):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["fixture", "logits", "bench", "compare"])
+    ap.add_argument("mode", choices=["fixture", "logits", "bench", "compare", "train"])
     ap.add_argument("--data", default=os.environ.get("MEX_TEST_DATA", "../shared/data") + "/ststnet-composite")
     ap.add_argument("--out", default="crates/mex-classify/tests/fixtures")
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=800)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--order", choices=["label", "dataset"], default="label")
     a = ap.parse_args()
     if a.mode == "fixture":
         mode_fixture(a.out)
@@ -210,5 +283,7 @@ if __name__ == "__main__":
         mode_logits(a.data, a.out)
     elif a.mode == "compare":
         mode_compare(a.data, a.reps)
+    elif a.mode == "train":
+        mode_train(a.data, a.out, a.epochs, a.seed, a.jobs, a.order)
     else:
         print(json.dumps(mode_bench(a.data, a.reps), indent=1))
