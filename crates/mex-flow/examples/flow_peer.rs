@@ -43,7 +43,8 @@ fn write(dir: &Path) {
     }
 }
 
-fn run(dir: &Path, reps: usize) {
+/// Times every estimator (or only `method`, only frames of `size`) on the pairs of `dir`.
+fn run(dir: &Path, reps: usize, method: Option<&str>, only_size: Option<usize>) {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -57,8 +58,8 @@ fn run(dir: &Path, reps: usize) {
         FlowConfig::Dis(DisConfig::fast()),
         FlowConfig::Dis(DisConfig::medium()),
     ];
-    for size in [128usize, 256] {
-        for cfg in &configs {
+    for size in [128usize, 256].into_iter().filter(|s| only_size.is_none_or(|o| o == *s)) {
+        for cfg in configs.iter().filter(|c| method.is_none_or(|m| m == c.name())) {
             let est = cfg.build().unwrap();
             let mut epes = Vec::new();
             let mut times = Vec::new();
@@ -95,7 +96,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("write"), Some(d)) => write(Path::new(d)),
-        (Some("run"), Some(d)) => run(Path::new(d), args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5)),
-        _ => eprintln!("usage: flow_peer write DIR | flow_peer run DIR [REPS]"),
+        (Some("run"), Some(d)) => run(
+            Path::new(d),
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5),
+            args.get(4).map(String::as_str),
+            args.get(5).and_then(|s| s.parse().ok()),
+        ),
+        _ => eprintln!("usage: flow_peer write DIR | flow_peer run DIR [REPS [METHOD [SIZE]]]"),
     }
 }

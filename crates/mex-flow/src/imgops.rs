@@ -356,6 +356,21 @@ fn apply_net(bufs: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
     apply_net_impl(bufs, w, pairs)
 }
 
+/// `out[x] = row[clamp(x + dx, 0, w - 1)]`: a straight copy between the replicated borders.
+fn shifted_row(row: &[f32], dx: isize, out: &mut [f32]) {
+    let w = row.len();
+    let (Some(&first), Some(&last)) = (row.first(), row.last()) else { return };
+    // out[x] reads row[x + dx] for lo <= x < hi; left of lo it is row[0], from hi on row[w - 1].
+    let lo = (-dx).clamp(0, w as isize) as usize;
+    let hi = (w as isize - dx.max(0)).clamp(lo as isize, w as isize) as usize;
+    out[..lo].fill(first);
+    if hi > lo {
+        let start = (lo as isize + dx) as usize;
+        out[lo..hi].copy_from_slice(&row[start..start + (hi - lo)]);
+    }
+    out[hi..].fill(last);
+}
+
 thread_local! {
     static MEDIAN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -386,11 +401,7 @@ pub(crate) fn median_rows(src: &[f32], w: usize, h: usize, k: usize, y0: usize, 
                     let yy = (y + dy).clamp(0, h as isize - 1) as usize;
                     let srow = &src[yy * w..yy * w + w];
                     for dx in -r..=r {
-                        let b = &mut bufs[idx * w..idx * w + w];
-                        for (x, v) in b.iter_mut().enumerate() {
-                            let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
-                            *v = srow[xx];
-                        }
+                        shifted_row(srow, dx, &mut bufs[idx * w..idx * w + w]);
                         idx += 1;
                     }
                 }
@@ -526,8 +537,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shifted_row_replicates_borders() {
+        for w in 1..9usize {
+            let row: Vec<f32> = (0..w).map(|i| i as f32 * 1.5 - 2.0).collect();
+            for dx in -4isize..=4 {
+                let mut out = vec![f32::NAN; w];
+                shifted_row(&row, dx, &mut out);
+                let want: Vec<f32> =
+                    (0..w as isize).map(|x| row[(x + dx).clamp(0, w as isize - 1) as usize]).collect();
+                assert_eq!(out, want, "w={w} dx={dx}");
+            }
+        }
+    }
+
+    #[test]
     fn median_matches_sort() {
-        let (w, h) = (13, 7);
+        for (w, h) in [(13, 7), (2, 3), (1, 4)] {
+            median_matches_sort_at(w, h);
+        }
+    }
+
+    fn median_matches_sort_at(w: usize, h: usize) {
         let src: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect();
         for k in [3usize, 5, 7] {
             let mut dst = vec![0.0; w * h];

@@ -8,10 +8,12 @@
 //! Implementation notes: `f32` throughout; the thresholding, primal update and stopping error
 //! are fused in one pass and the forward gradient with the dual update in a second; all buffers
 //! live in a reusable workspace. Threads: the warping runs over bands of rows with rayon; the
-//! iterations of each warp run as one parallel region of `rayon::current_num_threads()` threads
-//! that own fixed bands of rows and meet at a spin barrier between passes (forking rayon tasks
-//! twice per inner iteration cost more than it saved at 128x128). Called from inside a rayon
-//! worker, the iterations stay on that thread. Results do not depend on the thread count.
+//! iterations of each warp run as one parallel region on the rayon pool's workers
+//! (`rayon::broadcast`), which own fixed bands of rows and meet at a spin barrier between passes
+//! (forking rayon tasks twice per inner iteration cost more than it saved at 128x128; extra
+//! threads next to the pool's workers left the workers spinning on the same cores). Called from
+//! inside a rayon worker, the iterations stay on that thread. Results do not depend on the
+//! thread count.
 
 use crate::error::{invalid, Result};
 use crate::imgops::{self, CubicTaps};
@@ -626,9 +628,9 @@ impl IterCtx<'_> {
     /// The outer iterations (median filtering of the flow) and inner iterations (primal and
     /// dual passes, epsilon stopping rule) of one warp.
     ///
-    /// With more than one thread the iterations run as **one parallel region**: each thread
-    /// owns a band of rows for the whole warp and the threads meet at a spin barrier after
-    /// every pass, instead of forking and joining rayon tasks twice per inner iteration (about
+    /// With more than one thread the iterations run as **one parallel region** on the rayon
+    /// pool's workers (`rayon::broadcast`): each worker owns a band of rows for the whole warp
+    /// and the workers meet at a spin barrier after every pass, instead of forking and joining rayon tasks twice per inner iteration (about
     /// 15,000 times per 128x128 estimation, each only microseconds of work). Every thread
     /// computes the stopping test from the same per-row errors in the same order, so all take
     /// the same branch; results are bit-identical to the one-thread path. Called from inside a
@@ -671,12 +673,12 @@ impl IterCtx<'_> {
             self.worker(&shared, 0, (0, h));
             return;
         }
-        std::thread::scope(|sc| {
-            for (t, &band) in bands.iter().enumerate().skip(1) {
-                let shared = &shared;
-                sc.spawn(move || self.worker(shared, t, band));
+        // On the pool's own workers (one call each), not on extra threads: the pool's workers
+        // would otherwise spin looking for work next to the region's threads, on the same cores.
+        rayon::broadcast(|ctx| {
+            if let Some(&band) = bands.get(ctx.index()) {
+                self.worker(&shared, ctx.index(), band);
             }
-            self.worker(&shared, 0, bands[0]);
         });
     }
 
@@ -769,7 +771,7 @@ struct SharedRows {
 }
 
 // SAFETY: the pointer comes from a `&mut [f32]` that outlives the region (the region is a
-// `std::thread::scope` inside the borrow), and accesses are ordered by the barriers.
+// `rayon::broadcast` that returns inside the borrow), and accesses are ordered by the barriers.
 unsafe impl Send for SharedRows {}
 // SAFETY: as above.
 unsafe impl Sync for SharedRows {}
