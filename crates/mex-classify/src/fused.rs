@@ -785,7 +785,7 @@ fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
-    forward_sample_impl(g, p, io, sc, |g, xp, wt, bias, act| {
+    let conv = |g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], act: &mut [f32]| {
         let mut o0 = 0;
         while o0 + 4 <= g.cout {
             conv4_avx512(g, xp, wt, bias, o0, act);
@@ -796,7 +796,91 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
             o0 += 1;
         }
         zero_unused_columns(g, act);
-    })
+    };
+    if io.arg.is_none() && io.sums.is_none() && pool3_avx512_fits(g) {
+        // Inference: the whole pooling in vector registers.
+        if sc.ywin.len() != g.ph() {
+            sc.prepare(g);
+        }
+        pad_sample(g, io.x, io.xp);
+        conv(g, io.xp, p.wt, p.bias, io.act);
+        let (pout, per) = (g.plane_out(), g.ph() * g.pw());
+        for o in 0..g.cout {
+            let map = &io.act[o * pout..(o + 1) * pout];
+            let dst = &mut io.out[o * per..(o + 1) * per];
+            let ab = (p.scale[o], p.shift[o]);
+            if ab.0 < 0.0 {
+                pool3_avx512::<true>(g, map, ab, dst, &sc.ywin);
+            } else {
+                pool3_avx512::<false>(g, map, ab, dst, &sc.ywin);
+            }
+        }
+        return;
+    }
+    forward_sample_impl(g, p, io, sc, conv)
+}
+
+/// Whether [`pool3_avx512`] handles `g`: pooling 3/3/1 over maps 17 to 32 columns wide (two
+/// vectors a row) into at most 16 pooled columns.
+fn pool3_avx512_fits(g: &BlockGeom) -> bool {
+    (g.pool_k, g.pool_s, g.pool_p) == (3, 3, 1) && (17..=32).contains(&g.wo()) && g.pw() <= 16
+}
+
+/// [`pool3_sample`] without arg-max, in AVX-512 registers: each pooled row is the element-wise
+/// best of its window's (up to three) map rows, loaded as two masked vectors (columns past
+/// the map read as the losing infinity), then the best of columns `3 px - 1`, `3 px`,
+/// `3 px + 1` gathered by lane permutes (for `px = 0` the left column is the padding, so
+/// column 0 stands in for it), then `v * a + b`. Same values as [`pool3_sample`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn pool3_avx512<const NEG: bool>(
+    g: &BlockGeom,
+    map: &[f32],
+    (a, b): (f32, f32),
+    out: &mut [f32],
+    ywin: &[(usize, usize)],
+) {
+    use std::arch::x86_64::*;
+    let (s, wo, pw) = (g.stride(), g.wo(), g.pw());
+    let edge = _mm512_set1_ps(if NEG { f32::INFINITY } else { f32::NEG_INFINITY });
+    let best = |x: __m512, y: __m512| if NEG { _mm512_min_ps(x, y) } else { _mm512_max_ps(x, y) };
+    let (mlo, mhi): (__mmask16, __mmask16) = (0xffff, ((1u32 << (wo - 16)) - 1) as __mmask16);
+    let lanes = |f: fn(i32) -> i32| {
+        let mut v = [0i32; 16];
+        for (px, l) in v.iter_mut().enumerate() {
+            *l = f(px as i32).clamp(0, 31);
+        }
+        // SAFETY: 16 i32 lanes read from a 16-element array.
+        unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+    };
+    let (il, im, ir) = (lanes(|p| (3 * p - 1).max(0)), lanes(|p| 3 * p), lanes(|p| 3 * p + 1));
+    let (va, vb) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+    let store: __mmask16 = ((1u32 << pw) - 1) as __mmask16;
+    for (py, &(ys, ye)) in ywin.iter().enumerate() {
+        let row = |y: usize| -> (__m512, __m512) {
+            let y = y.min(ye - 1);
+            let Some(r) = map.get(y * s..y * s + wo) else { return (edge, edge) };
+            // SAFETY: the masks select the row's `wo` floats (16 + wo - 16); masked-out lanes
+            // are not read and take the losing infinity.
+            unsafe {
+                (
+                    _mm512_mask_loadu_ps(edge, mlo, r.as_ptr()),
+                    _mm512_mask_loadu_ps(edge, mhi, r.as_ptr().add(16)),
+                )
+            }
+        };
+        let (a0, a1) = row(ys);
+        let (b0, b1) = row(ys + 1);
+        let (c0, c1) = row(ys + 2);
+        let (lo, hi) = (best(best(a0, b0), c0), best(best(a1, b1), c1));
+        let l = _mm512_permutex2var_ps(lo, il, hi);
+        let m = _mm512_permutex2var_ps(lo, im, hi);
+        let r = _mm512_permutex2var_ps(lo, ir, hi);
+        let v = _mm512_add_ps(_mm512_mul_ps(best(best(l, m), r), va), vb);
+        let Some(dst) = out.get_mut(py * pw..(py + 1) * pw) else { return };
+        // SAFETY: `dst` holds `pw` floats and the mask stores exactly `pw` lanes.
+        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), store, v) };
+    }
 }
 
 /// [`conv_channels`] for four output channels with explicit AVX-512 intrinsics: 16 vector
@@ -840,13 +924,19 @@ fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, 
         }
         let end = (base + 64).min(pout);
         for (ob, a) in acc.iter().enumerate() {
-            let mut tmp = [0f32; 64];
-            for (i, ai) in a.iter().enumerate() {
-                // SAFETY: `tmp` has room for four 16-float vectors.
-                unsafe { _mm512_storeu_ps(tmp.as_mut_ptr().add(16 * i), _mm512_max_ps(*ai, zero)) };
-            }
             let map = &mut act[(o0 + ob) * pout..(o0 + ob + 1) * pout];
-            map[base..end].copy_from_slice(&tmp[..end - base]);
+            let dst = &mut map[base..end];
+            for (i, ai) in a.iter().enumerate() {
+                let n = dst.len().saturating_sub(16 * i).min(16);
+                if n == 0 {
+                    break;
+                }
+                let mask = ((1u32 << n) - 1) as __mmask16;
+                // SAFETY: the mask writes the `n` floats left in `dst` from offset 16 i.
+                unsafe {
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(16 * i), mask, _mm512_max_ps(*ai, zero))
+                };
+            }
         }
     }
 }
@@ -1137,6 +1227,7 @@ mod tests {
     use crate::ops::max_pool2d_padded;
     use candle_core::{Device, Var};
     use candle_nn::ModuleT;
+    use rand::{Rng, SeedableRng};
 
     struct Ref {
         w: Var,
@@ -1232,7 +1323,47 @@ mod tests {
 
     #[test]
     fn eval_forward_matches_candle_batch_norm() {
-        let g = geom();
+        for pad in [2, 1, 0] {
+            eval_forward_matches_candle_batch_norm_at(BlockGeom { pad, ..geom() });
+        }
+    }
+
+    /// The vectorised inference pooling against the scalar one, both directions, on maps of
+    /// every width it accepts (random values with many ties at zero, as after a ReLU).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pool3_avx512_matches_pool3_sample() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for w in 15..=30 {
+            let g = BlockGeom { w, h: w + 1, ..geom() };
+            if !pool3_avx512_fits(&g) {
+                continue;
+            }
+            let mut sc = PoolScratch::default();
+            sc.prepare(&g);
+            let map: Vec<f32> =
+                (0..g.plane_out()).map(|_| (rng.random::<f32>() * 4.0 - 1.0).max(0.0)).collect();
+            for ab in [(0.7f32, -0.2f32), (-1.3, 0.4)] {
+                let (mut want, mut got) = (vec![0f32; g.ph() * g.pw()], vec![1f32; g.ph() * g.pw()]);
+                if ab.0 < 0.0 {
+                    pool3_sample::<true>(&g, &map, ab, &mut want, None, &mut sc);
+                    // SAFETY: AVX-512F checked above.
+                    unsafe { pool3_avx512::<true>(&g, &map, ab, &mut got, &sc.ywin) };
+                } else {
+                    pool3_sample::<false>(&g, &map, ab, &mut want, None, &mut sc);
+                    // SAFETY: AVX-512F checked above.
+                    unsafe { pool3_avx512::<false>(&g, &map, ab, &mut got, &sc.ywin) };
+                }
+                assert_eq!(got, want, "w {w}, scale {}", ab.0);
+            }
+        }
+    }
+
+    fn eval_forward_matches_candle_batch_norm_at(g: BlockGeom) {
         let (x, r) = setup(&g, 7);
         let dev = Device::Cpu;
         let rm = Tensor::new(
