@@ -107,6 +107,13 @@ fn main() {
         time("fused eval 442", n, || fused::forward_eval(&x, &pe, g).unwrap());
         return;
     }
+    // `ststnet_profile infer N`: only the model-level inference, N times.
+    if args.get(1).map(String::as_str) == Some("infer") {
+        let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+        let m = Model::new(&ModelConfig::Ststnet(StstnetConfig::default()), 0, &dev).unwrap();
+        time("STSTNet eval forward 442", n, || m.forward_eval(&x).unwrap());
+        return;
+    }
     time("fused eval 442", 20, || fused::forward_eval(&x, &pe, g).unwrap());
     let cache = SharedCache::default();
     let pt = pack_params(&params, None).unwrap();

@@ -262,18 +262,37 @@ fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// Copies one sample `(C, H, W)` into zero-padded planes of `plane_in` values.
-fn pad_sample(g: &BlockGeom, x: &[f32], xp: &mut [f32]) {
-    let (s, pin) = (g.stride(), g.plane_in());
-    xp.fill(0.0);
+/// The error for an input holding NaN or infinity.
+const NON_FINITE: &str = "fused block: the input holds non-finite values (NaN or infinity)";
+
+/// Whether every value is finite (no early exit, so that it vectorises).
+fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    x.chunks(4096).all(|c| c.iter().fold(0u32, |a, v| a | u32::from(v.to_bits() & EXP == EXP)) == 0)
+}
+
+/// Copies one sample `(C, H, W)` into zero-padded planes of `plane_in` values (only the
+/// padding is zeroed, not the whole buffer); returns whether every value was finite.
+fn pad_sample(g: &BlockGeom, x: &[f32], xp: &mut [f32]) -> bool {
+    let mut finite = true;
+    let (s, pin, p) = (g.stride(), g.plane_in(), g.pad);
     for c in 0..g.cin {
         let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         let dst = &mut xp[c * pin..(c + 1) * pin];
-        for (y, row) in src.chunks_exact(g.w).enumerate() {
-            let o = (y + g.pad) * s + g.pad;
-            dst[o..o + g.w].copy_from_slice(row);
+        let (top, rest) = dst.split_at_mut(p * s);
+        top.fill(0.0);
+        let (body, bottom) = rest.split_at_mut(g.h * s);
+        bottom.fill(0.0);
+        for (row, out) in src.chunks_exact(g.w).zip(body.chunks_exact_mut(s)) {
+            let (left, rest) = out.split_at_mut(p);
+            left.fill(0.0);
+            let (mid, right) = rest.split_at_mut(g.w);
+            mid.copy_from_slice(row);
+            right.fill(0.0);
+            finite &= all_finite(row);
         }
     }
+    finite
 }
 
 /// ReLU(conv + bias) of `OB` consecutive output channels starting at `o0`: each input vector
@@ -759,7 +778,8 @@ struct FwdParams<'a> {
     shift: &'a [f32],
 }
 
-/// Pad, convolve, (accumulate moments) and pool one sample.
+/// Pad, convolve, (accumulate moments) and pool one sample; returns whether its input was
+/// finite (the outputs of a non-finite sample are garbage: the caller refuses the batch).
 #[inline(always)]
 fn forward_sample_impl(
     g: &BlockGeom,
@@ -767,24 +787,25 @@ fn forward_sample_impl(
     io: SampleIo<'_>,
     sc: &mut PoolScratch,
     conv: impl Fn(&BlockGeom, &[f32], &[f32], &[f32], &mut [f32]),
-) {
-    pad_sample(g, io.x, io.xp);
+) -> bool {
+    let finite = pad_sample(g, io.x, io.xp);
     conv(g, io.xp, p.wt, p.bias, io.act);
     if let Some(sums) = io.sums {
         sample_moments(g, io.act, sums);
     }
     pool_channels(g, io.act, p.scale, p.shift, io.out, io.arg, sc);
+    finite
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) -> bool {
     forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) -> bool {
     let conv = |g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], act: &mut [f32]| {
         let mut o0 = 0;
         while o0 + 4 <= g.cout {
@@ -802,7 +823,7 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
         if sc.ywin.len() != g.ph() {
             sc.prepare(g);
         }
-        pad_sample(g, io.x, io.xp);
+        let finite = pad_sample(g, io.x, io.xp);
         conv(g, io.xp, p.wt, p.bias, io.act);
         let (pout, per) = (g.plane_out(), g.ph() * g.pw());
         for o in 0..g.cout {
@@ -815,7 +836,7 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
                 pool3_avx512::<false>(g, map, ab, dst, &sc.ywin);
             }
         }
-        return;
+        return finite;
     }
     forward_sample_impl(g, p, io, sc, conv)
 }
@@ -883,6 +904,10 @@ fn pool3_avx512<const NEG: bool>(
     }
 }
 
+/// Most taps (`cin * k * k`) of the explicit AVX-512 convolution; larger kernels take the
+/// generic path.
+const MAX_TAPS: usize = 64;
+
 /// [`conv_channels`] for four output channels with explicit AVX-512 intrinsics: 16 vector
 /// accumulators (4 channels x 64 floats) stay in registers while the taps stream by.
 #[cfg(target_arch = "x86_64")]
@@ -890,35 +915,54 @@ fn pool3_avx512<const NEG: bool>(
 fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, act: &mut [f32]) {
     use std::arch::x86_64::*;
     let (s, pin, pout, k) = (g.stride(), g.plane_in(), g.plane_out(), g.k);
-    let (kk, wlen) = (k * k, g.cin * k * k);
+    let wlen = g.cin * k * k;
+    if wlen > MAX_TAPS {
+        for o in o0..o0 + 4 {
+            conv_channels::<true, CH512, 1>(g, xp, wt, bias, o, act);
+        }
+        return;
+    }
+    // Per tap: its offset in the padded input and the four channels' weights, so that the
+    // inner loop is one flat run over the taps.
+    let (mut offs, mut w4) = ([0usize; MAX_TAPS], [[0f32; 4]; MAX_TAPS]);
+    for c in 0..g.cin {
+        for ky in 0..k {
+            for kx in 0..k {
+                let t = (c * k + ky) * k + kx;
+                offs[t] = c * pin + ky * s + kx;
+                for (ob, w) in w4[t].iter_mut().enumerate() {
+                    *w = wt[(o0 + ob) * wlen + t];
+                }
+            }
+        }
+    }
+    let (offs, w4) = (&offs[..wlen], &w4[..wlen]);
+    let last = offs.last().copied().unwrap_or(0);
     let zero = _mm512_setzero_ps();
     for base in (0..pout).step_by(64) {
+        if base + last + 64 > xp.len() {
+            return;
+        }
         let mut acc = [[zero; 4]; 4];
         for (ob, a) in acc.iter_mut().enumerate() {
             *a = [_mm512_set1_ps(bias[o0 + ob]); 4];
         }
-        for c in 0..g.cin {
-            let plane = &xp[c * pin..(c + 1) * pin];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let t = c * kk + ky * k + kx;
-                    let off = base + ky * s + kx;
-                    let Some(src) = plane.get(off..off + 64) else { return };
-                    // SAFETY: `src` holds 64 floats, read as four unaligned 16-float vectors.
-                    let v = unsafe {
-                        [
-                            _mm512_loadu_ps(src.as_ptr()),
-                            _mm512_loadu_ps(src.as_ptr().add(16)),
-                            _mm512_loadu_ps(src.as_ptr().add(32)),
-                            _mm512_loadu_ps(src.as_ptr().add(48)),
-                        ]
-                    };
-                    for (ob, a) in acc.iter_mut().enumerate() {
-                        let w = _mm512_set1_ps(wt[(o0 + ob) * wlen + t]);
-                        for (ai, vi) in a.iter_mut().zip(v) {
-                            *ai = _mm512_fmadd_ps(w, vi, *ai);
-                        }
-                    }
+        for (&off, w) in offs.iter().zip(w4) {
+            // SAFETY: `base + off + 64 <= base + last + 64 <= xp.len()` (checked above for the
+            // largest offset), read as four unaligned 16-float vectors.
+            let v = unsafe {
+                let src = xp.as_ptr().add(base + off);
+                [
+                    _mm512_loadu_ps(src),
+                    _mm512_loadu_ps(src.add(16)),
+                    _mm512_loadu_ps(src.add(32)),
+                    _mm512_loadu_ps(src.add(48)),
+                ]
+            };
+            for (a, &wv) in acc.iter_mut().zip(w) {
+                let wv = _mm512_set1_ps(wv);
+                for (ai, vi) in a.iter_mut().zip(v) {
+                    *ai = _mm512_fmadd_ps(wv, vi, *ai);
                 }
             }
         }
@@ -941,7 +985,7 @@ fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, 
     }
 }
 
-fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) {
+fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) -> bool {
     match simd_level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
@@ -1009,13 +1053,16 @@ impl FusedOp {
         let (insz, outsz) = (g.cin * g.h * g.w, o * g.ph() * g.pw());
         let params = FwdParams { wt, bias, scale: &scale, shift: &shift };
         let mut out = vec![0f32; n * outsz];
-        x.par_chunks(insz).zip(out.par_chunks_mut(outsz)).for_each_init(
+        let finite = x.par_chunks(insz).zip(out.par_chunks_mut(outsz)).map_init(
             || (vec![0f32; g.cin * g.plane_in()], vec![0f32; o * g.plane_out()], PoolScratch::default()),
             |(xp, act, scratch), (xs, os)| {
                 let io = SampleIo { x: xs, xp, act, out: os, arg: None, sums: None };
-                forward_sample(&g, &params, io, scratch);
+                forward_sample(&g, &params, io, scratch)
             },
         );
+        if !finite.all(|f| f) {
+            candle_core::bail!("{NON_FINITE}")
+        }
         Ok(out)
     }
 
@@ -1052,16 +1099,18 @@ impl FusedOp {
             .map(|(((xb, xpb), ab), (ob, argb))| {
                 let mut sums = vec![0f64; 2 * o];
                 let mut scratch = PoolScratch::default();
+                let mut finite = true;
                 let samples = xb.chunks(insz).zip(xpb.chunks_mut(pin)).zip(ab.chunks_mut(pout));
                 for (((xs, xp), act), (os, arg)) in
                     samples.zip(ob.chunks_mut(npool).zip(argb.chunks_mut(npool)))
                 {
                     let io = SampleIo { x: xs, xp, act, out: os, arg: Some(arg), sums: Some(&mut sums) };
-                    forward_sample(&g, &params, io, &mut scratch);
+                    finite &= forward_sample(&g, &params, io, &mut scratch);
                 }
-                sums
+                finite.then_some(sums)
             })
-            .collect();
+            .collect::<Option<_>>()
+            .ok_or_else(|| candle_core::Error::Msg(NON_FINITE.into()))?;
         let count = n * g.ho() * g.wo();
         let mut mean = vec![0f32; o];
         let mut var = vec![0f32; o];
@@ -1195,10 +1244,8 @@ impl CustomOp2 for FusedOp {
         let n = self.check(l1, l2, eval)?;
         let x = contiguous_f32(s1, l1, self.name())?;
         let p = contiguous_f32(s2, l2, self.name())?;
-        // The pooling does not propagate NaN as PyTorch does, so refuse it up front.
-        if x.iter().any(|v| !v.is_finite()) {
-            candle_core::bail!("fused block: the input holds non-finite values (NaN or infinity)")
-        }
+        // The pooling does not propagate NaN as PyTorch does: non-finite input is refused
+        // (checked while each sample is copied into its padded buffer).
         let out = match self.mode {
             Mode::Eval => self.eval_fwd(x, p, n)?,
             Mode::Train { generation } => self.train_fwd(x, p, n, generation)?,
@@ -1363,6 +1410,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn all_finite_finds_one_bad_value_anywhere() {
+        let mut x = vec![1.5f32; 10_000];
+        assert!(all_finite(&x));
+        for (i, bad) in [(0, f32::NAN), (4095, f32::INFINITY), (4096, f32::NEG_INFINITY), (9_999, f32::NAN)] {
+            x[i] = bad;
+            assert!(!all_finite(&x), "{bad} at {i}");
+            x[i] = f32::MAX;
+        }
+        assert!(all_finite(&x));
+    }
+
+    #[test]
+    fn pad_sample_overwrites_a_dirty_buffer() {
+        for pad in [0, 1, 2] {
+            let g = BlockGeom { pad, h: 5, w: 4, ..geom() };
+            let x: Vec<f32> = (0..g.cin * 20).map(|i| i as f32 + 1.0).collect();
+            let mut xp = vec![f32::NAN; g.cin * g.plane_in()];
+            pad_sample(&g, &x, &mut xp);
+            let s = g.stride();
+            for c in 0..g.cin {
+                for (i, &v) in xp[c * g.plane_in()..(c + 1) * g.plane_in()].iter().enumerate() {
+                    let (y, xx) = ((i / s) as isize - pad as isize, (i % s) as isize - pad as isize);
+                    let inside = (0..5).contains(&y) && (0..4).contains(&xx) && i < (5 + 2 * pad) * s;
+                    let want = if inside { x[c * 20 + y as usize * 4 + xx as usize] } else { 0.0 };
+                    assert_eq!(v, want, "pad {pad} channel {c} at {i}");
+                }
+            }
+        }
+    }
+
     fn eval_forward_matches_candle_batch_norm_at(g: BlockGeom) {
         let (x, r) = setup(&g, 7);
         let dev = Device::Cpu;
@@ -1418,6 +1496,14 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        assert!(err.contains("non-finite"), "{err}");
+        // One infinity in the last sample's last value, training path.
+        let mut v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        if let Some(last) = v.last_mut() {
+            *last = f32::INFINITY;
+        }
+        let inf = Tensor::from_vec(v, x.shape(), x.device()).unwrap();
+        let err = forward_train(&inf, &packed, g, &cache).unwrap_err().to_string();
         assert!(err.contains("non-finite"), "{err}");
         let bad = BlockGeom { h: 20, ..g };
         assert!(forward_eval(&x, &packed, bad).is_err());
