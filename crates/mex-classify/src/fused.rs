@@ -818,27 +818,32 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
         }
         zero_unused_columns(g, act);
     };
-    if io.arg.is_none() && io.sums.is_none() && pool3_avx512_fits(g) {
-        // Inference: the whole pooling in vector registers.
-        if sc.ywin.len() != g.ph() {
-            sc.prepare(g);
-        }
-        let finite = pad_sample(g, io.x, io.xp);
-        conv(g, io.xp, p.wt, p.bias, io.act);
-        let (pout, per) = (g.plane_out(), g.ph() * g.pw());
-        for o in 0..g.cout {
-            let map = &io.act[o * pout..(o + 1) * pout];
-            let dst = &mut io.out[o * per..(o + 1) * per];
-            let ab = (p.scale[o], p.shift[o]);
-            if ab.0 < 0.0 {
-                pool3_avx512::<true>(g, map, ab, dst, &sc.ywin);
-            } else {
-                pool3_avx512::<false>(g, map, ab, dst, &sc.ywin);
-            }
-        }
-        return finite;
+    if !pool3_avx512_fits(g) {
+        return forward_sample_impl(g, p, io, sc, conv);
     }
-    forward_sample_impl(g, p, io, sc, conv)
+    // The pooling (with its arg-max in training) in vector registers.
+    if sc.ywin.len() != g.ph() {
+        sc.prepare(g);
+    }
+    let finite = pad_sample(g, io.x, io.xp);
+    conv(g, io.xp, p.wt, p.bias, io.act);
+    if let Some(sums) = io.sums {
+        sample_moments(g, io.act, sums);
+    }
+    let (pout, per) = (g.plane_out(), g.ph() * g.pw());
+    let mut arg = io.arg;
+    for o in 0..g.cout {
+        let map = &io.act[o * pout..(o + 1) * pout];
+        let dst = &mut io.out[o * per..(o + 1) * per];
+        let ar = arg.as_deref_mut().and_then(|a| a.get_mut(o * per..(o + 1) * per));
+        let ab = (p.scale[o], p.shift[o]);
+        if ab.0 < 0.0 {
+            pool3_avx512::<true>(g, map, ab, dst, ar, &sc.ywin);
+        } else {
+            pool3_avx512::<false>(g, map, ab, dst, ar, &sc.ywin);
+        }
+    }
+    finite
 }
 
 /// Whether [`pool3_avx512`] handles `g`: pooling 3/3/1 over maps 17 to 32 columns wide (two
@@ -847,11 +852,13 @@ fn pool3_avx512_fits(g: &BlockGeom) -> bool {
     (g.pool_k, g.pool_s, g.pool_p) == (3, 3, 1) && (17..=32).contains(&g.wo()) && g.pw() <= 16
 }
 
-/// [`pool3_sample`] without arg-max, in AVX-512 registers: each pooled row is the element-wise
-/// best of its window's (up to three) map rows, loaded as two masked vectors (columns past
-/// the map read as the losing infinity), then the best of columns `3 px - 1`, `3 px`,
-/// `3 px + 1` gathered by lane permutes (for `px = 0` the left column is the padding, so
-/// column 0 stands in for it), then `v * a + b`. Same values as [`pool3_sample`].
+/// [`pool3_sample`] in AVX-512 registers: each pooled row is the element-wise best of its
+/// window's (up to three) map rows, loaded as two masked vectors (columns past the map read as
+/// the losing infinity), then the best of columns `3 px - 1`, `3 px`, `3 px + 1` gathered by
+/// lane permutes (for `px = 0` the left column is the padding, so column 0 stands in for it),
+/// then `v * a + b`. With `arg`, the winning row and column are carried along with the same
+/// strict comparisons in the same order (first row, then first column, wins ties), so values
+/// and arg-max are those of [`pool3_sample`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn pool3_avx512<const NEG: bool>(
@@ -859,12 +866,21 @@ fn pool3_avx512<const NEG: bool>(
     map: &[f32],
     (a, b): (f32, f32),
     out: &mut [f32],
+    mut arg: Option<&mut [u32]>,
     ywin: &[(usize, usize)],
 ) {
     use std::arch::x86_64::*;
     let (s, wo, pw) = (g.stride(), g.wo(), g.pw());
     let edge = _mm512_set1_ps(if NEG { f32::INFINITY } else { f32::NEG_INFINITY });
     let best = |x: __m512, y: __m512| if NEG { _mm512_min_ps(x, y) } else { _mm512_max_ps(x, y) };
+    // Lanes where `y` is strictly better than `x`.
+    let beats = |y: __m512, x: __m512| {
+        if NEG {
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, x)
+        } else {
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, x)
+        }
+    };
     let (mlo, mhi): (__mmask16, __mmask16) = (0xffff, ((1u32 << (wo - 16)) - 1) as __mmask16);
     let lanes = |f: fn(i32) -> i32| {
         let mut v = [0i32; 16];
@@ -893,14 +909,55 @@ fn pool3_avx512<const NEG: bool>(
         let (a0, a1) = row(ys);
         let (b0, b1) = row(ys + 1);
         let (c0, c1) = row(ys + 2);
-        let (lo, hi) = (best(best(a0, b0), c0), best(best(a1, b1), c1));
-        let l = _mm512_permutex2var_ps(lo, il, hi);
-        let m = _mm512_permutex2var_ps(lo, im, hi);
-        let r = _mm512_permutex2var_ps(lo, ir, hi);
-        let v = _mm512_add_ps(_mm512_mul_ps(best(best(l, m), r), va), vb);
         let Some(dst) = out.get_mut(py * pw..(py + 1) * pw) else { return };
-        // SAFETY: `dst` holds `pw` floats and the mask stores exactly `pw` lanes.
-        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), store, v) };
+        let Some(arg) = arg.as_deref_mut() else {
+            let (lo, hi) = (best(best(a0, b0), c0), best(best(a1, b1), c1));
+            let l = _mm512_permutex2var_ps(lo, il, hi);
+            let m = _mm512_permutex2var_ps(lo, im, hi);
+            let r = _mm512_permutex2var_ps(lo, ir, hi);
+            let v = _mm512_add_ps(_mm512_mul_ps(best(best(l, m), r), va), vb);
+            // SAFETY: `dst` holds `pw` floats and the mask stores exactly `pw` lanes.
+            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), store, v) };
+            continue;
+        };
+        // Column-wise best of the rows and its row (0, 1, 2), the first row winning ties.
+        let (one, two) = (_mm512_set1_epi32(1), _mm512_set1_epi32(2));
+        let column = |a: __m512, b: __m512, c: __m512| {
+            let k = beats(b, a);
+            let (v, r) = (_mm512_mask_blend_ps(k, a, b), _mm512_maskz_mov_epi32(k, one));
+            let k = beats(c, v);
+            (_mm512_mask_blend_ps(k, v, c), _mm512_mask_blend_epi32(k, r, two))
+        };
+        let ((lo, rlo), (hi, rhi)) = (column(a0, b0, c0), column(a1, b1, c1));
+        // Then across the window's columns, left to right, the first column winning ties.
+        let pick = |idx: __m512i| {
+            (_mm512_permutex2var_ps(lo, idx, hi), _mm512_permutex2var_epi32(rlo, idx, rhi), idx)
+        };
+        let (mut v, mut rv, mut cv) = pick(il);
+        for idx in [im, ir] {
+            let (w, rw, cw) = pick(idx);
+            let k = beats(w, v);
+            (v, rv, cv) = (
+                _mm512_mask_blend_ps(k, v, w),
+                _mm512_mask_blend_epi32(k, rv, rw),
+                _mm512_mask_blend_epi32(k, cv, cw),
+            );
+        }
+        let v = _mm512_add_ps(_mm512_mul_ps(v, va), vb);
+        // arg = (ys + row) * s + column, in the map's padded-row layout.
+        let at = _mm512_add_epi32(
+            _mm512_mullo_epi32(
+                _mm512_add_epi32(_mm512_set1_epi32(ys as i32), rv),
+                _mm512_set1_epi32(s as i32),
+            ),
+            cv,
+        );
+        let Some(adst) = arg.get_mut(py * pw..(py + 1) * pw) else { return };
+        // SAFETY: `dst` and `adst` hold `pw` values each and the mask stores exactly `pw` lanes.
+        unsafe {
+            _mm512_mask_storeu_ps(dst.as_mut_ptr(), store, v);
+            _mm512_mask_storeu_epi32(adst.as_mut_ptr().cast(), store, at);
+        }
     }
 }
 
@@ -1394,18 +1451,27 @@ mod tests {
             sc.prepare(&g);
             let map: Vec<f32> =
                 (0..g.plane_out()).map(|_| (rng.random::<f32>() * 4.0 - 1.0).max(0.0)).collect();
-            for ab in [(0.7f32, -0.2f32), (-1.3, 0.4)] {
-                let (mut want, mut got) = (vec![0f32; g.ph() * g.pw()], vec![1f32; g.ph() * g.pw()]);
-                if ab.0 < 0.0 {
-                    pool3_sample::<true>(&g, &map, ab, &mut want, None, &mut sc);
-                    // SAFETY: AVX-512F checked above.
-                    unsafe { pool3_avx512::<true>(&g, &map, ab, &mut got, &sc.ywin) };
-                } else {
-                    pool3_sample::<false>(&g, &map, ab, &mut want, None, &mut sc);
-                    // SAFETY: AVX-512F checked above.
-                    unsafe { pool3_avx512::<false>(&g, &map, ab, &mut got, &sc.ywin) };
+            let n = g.ph() * g.pw();
+            for ab in [(0.7f32, -0.2f32), (-1.3, 0.4), (1.0, 0.0), (-1.0, 0.0)] {
+                for track in [false, true] {
+                    let (mut want, mut got) = (vec![0f32; n], vec![1f32; n]);
+                    let (mut warg, mut garg) = (vec![0u32; n], vec![7u32; n]);
+                    let (wa, ga) =
+                        if track { (Some(&mut warg[..]), Some(&mut garg[..])) } else { (None, None) };
+                    if ab.0 < 0.0 {
+                        pool3_sample::<true>(&g, &map, ab, &mut want, wa, &mut sc);
+                        // SAFETY: AVX-512F checked above.
+                        unsafe { pool3_avx512::<true>(&g, &map, ab, &mut got, ga, &sc.ywin) };
+                    } else {
+                        pool3_sample::<false>(&g, &map, ab, &mut want, wa, &mut sc);
+                        // SAFETY: AVX-512F checked above.
+                        unsafe { pool3_avx512::<false>(&g, &map, ab, &mut got, ga, &sc.ywin) };
+                    }
+                    assert_eq!(got, want, "w {w}, scale {}", ab.0);
+                    if track {
+                        assert_eq!(garg, warg, "arg-max, w {w}, scale {}", ab.0);
+                    }
                 }
-                assert_eq!(got, want, "w {w}, scale {}", ab.0);
             }
         }
     }
