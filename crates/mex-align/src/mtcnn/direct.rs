@@ -5,10 +5,12 @@
 //! convolution keeps the stride of its input, so output pixel `q` (in storage order) reads the
 //! input from pixel `q` on, and a whole map is one run of "virtual" pixels, the columns past the
 //! valid width being computed and ignored. Pools write compact maps. The kernel computes a tile of
-//! `NP` consecutive pixels by 16 (or 32) output channels with every accumulator in a register, so
-//! each weight load serves `NP` pixels and each input load 16 or 32 channels; bias and PReLU are
-//! fused into the store, P-Net's first max pool into its first layer. On x86-64 the kernel is
-//! compiled again for AVX2 + FMA and for AVX-512 and chosen at run time. Every output sums its
+//! `NP` consecutive pixels by 16 output channels with every accumulator in a register, so each
+//! weight load serves `NP` pixels; bias and PReLU are fused into the store, P-Net's first max pool
+//! into its first layer. On x86-64 the kernel is compiled again for AVX2 + FMA and chosen at run
+//! time; with AVX-512 an intrinsics kernel takes `NP` pixels by up to four 16-channel blocks
+//! (24 accumulators in zmm registers), so each broadcast input value feeds up to four
+//! multiply-adds. Every output sums its
 //! terms in `(ky, kx, ci)` order whatever the tile shape; the order differs from PyTorch's (as it
 //! does between any two BLAS), which moves the outputs by ~1e-6; the reference tests bound the
 //! effect on the detections. Activation buffers carry padding at the end so that the last tile
@@ -72,10 +74,6 @@ pub(crate) struct DConv<const CIN: usize, const CS: usize, const CO: usize, cons
 impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<CIN, CS, CO, K> {
     /// Taps (weight rows) per block.
     const TAPS: usize = K * K * CIN;
-    /// Whether the channel blocks pair up (for [`Self::range2`]).
-    // `is_multiple_of` is newer than the workspace's minimum Rust version.
-    #[allow(clippy::manual_is_multiple_of)]
-    const TWO_BLOCKS: bool = CO % (2 * LANES) == 0;
 
     /// From PyTorch's `(cout, CIN, K, K)` weight, bias and optional PReLU slopes.
     pub(crate) fn new(w: &[f32], b: &[f32], a: Option<&[f32]>) -> Self {
@@ -156,58 +154,6 @@ impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<C
         }
     }
 
-    /// [`Self::range`] with two 16-channel blocks per pass (`CO` a multiple of 32): each input
-    /// value loaded feeds two multiply-adds, which halves the loads of the wider layers. The
-    /// same sums in the same order.
-    #[inline(always)]
-    fn range2<const NP: usize, const FMA: bool>(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
-        for (t, o) in out.chunks_exact_mut(NP * CO).enumerate() {
-            let base = (q0 + t * NP) * CS;
-            // A constant trip count, as in `range`.
-            for cb in 0..CO / (2 * LANES) {
-                let (c0, c1) = (2 * cb * LANES, (2 * cb + 1) * LANES);
-                let w0 = &self.w[2 * cb * Self::TAPS..(2 * cb + 1) * Self::TAPS];
-                let w1 = &self.w[(2 * cb + 1) * Self::TAPS..(2 * cb + 2) * Self::TAPS];
-                let mut a0 = [[0.0f32; LANES]; NP];
-                let mut a1 = [[0.0f32; LANES]; NP];
-                macro_rules! unrolled {
-                    ($($p:literal)*) => {{
-                        for (tap, (wv0, wv1)) in w0.iter().zip(w1).enumerate() {
-                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
-                            $(
-                                let v = px[$p * CS];
-                                fma_px::<FMA>(&mut a0[$p], v, wv0);
-                                fma_px::<FMA>(&mut a1[$p], v, wv1);
-                            )*
-                        }
-                        $(
-                            self.store(&a0[$p], c0, &mut o[$p * CO + c0..$p * CO + c0 + LANES]);
-                            self.store(&a1[$p], c1, &mut o[$p * CO + c1..$p * CO + c1 + LANES]);
-                        )*
-                    }};
-                }
-                match NP {
-                    3 => unrolled!(0 1 2),
-                    6 => unrolled!(0 1 2 3 4 5),
-                    12 => unrolled!(0 1 2 3 4 5 6 7 8 9 10 11),
-                    _ => {
-                        for (tap, (wv0, wv1)) in w0.iter().zip(w1).enumerate() {
-                            let px = &x[base + Self::off(tap, stride)..][..(NP - 1) * CS + 1];
-                            for (p, (b0, b1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
-                                fma_px::<FMA>(b0, px[p * CS], wv0);
-                                fma_px::<FMA>(b1, px[p * CS], wv1);
-                            }
-                        }
-                        for (p, (b0, b1)) in a0.iter().zip(&a1).enumerate() {
-                            self.store(b0, c0, &mut o[p * CO + c0..p * CO + c0 + LANES]);
-                            self.store(b1, c1, &mut o[p * CO + c1..p * CO + c1 + LANES]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Offset of tap `t` (`(ky·K + kx)·CIN + ci`) from a tile's first input value.
     #[inline(always)]
     fn off(t: usize, stride: usize) -> usize {
@@ -256,15 +202,167 @@ impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<C
         self.range::<6, true>(x, stride, q0, out)
     }
 
-    /// 32 zmm registers: 24 accumulators (24 pixels of 16 channels).
+    /// 32 zmm registers: 24 accumulators, as `NP` pixels by `NB` 16-channel blocks (the most
+    /// blocks that divide `CO / 16`, up to 4, so that each broadcast input value feeds `NB`
+    /// multiply-adds and each weight load `NP`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     unsafe fn range_avx512(&self, x: &[f32], stride: usize, q0: usize, out: &mut [f32]) {
-        if Self::TWO_BLOCKS {
-            self.range2::<12, true>(x, stride, q0, out)
-        } else {
-            self.range::<24, true>(x, stride, q0, out)
+        // SAFETY (all four): the CPU supports the features these functions are compiled for,
+        // as this one's caller checked.
+        match Self::NB {
+            4 => unsafe { self.range_zmm::<6, 4>(x, stride, q0, out) },
+            3 => unsafe { self.range_zmm::<8, 3>(x, stride, q0, out) },
+            2 => unsafe { self.range_zmm::<12, 2>(x, stride, q0, out) },
+            _ => unsafe { self.range_zmm::<24, 1>(x, stride, q0, out) },
         }
+    }
+
+    /// Channel blocks per pass of the AVX-512 kernel (4, 3, 2 or 1, dividing `CO / 16`).
+    // `is_multiple_of` is newer than the workspace's minimum Rust version.
+    #[allow(clippy::manual_is_multiple_of)]
+    const NB: usize = if (CO / LANES) % 4 == 0 {
+        4
+    } else if (CO / LANES) % 3 == 0 {
+        3
+    } else if (CO / LANES) % 2 == 0 {
+        2
+    } else {
+        1
+    };
+
+    /// [`Self::range`] written with AVX-512 intrinsics: tiles of `NP` consecutive pixels by `NB`
+    /// 16-channel blocks, every accumulator in a zmm register, the taps walked as `ky, kx, ci`
+    /// loops (no index arithmetic per tap). Each output is the same chain of fused multiply-adds
+    /// as in [`Self::range`] with `FMA` (taps in `(ky, kx, ci)` order from zero), so the results
+    /// are bit for bit those of the portable kernel's FMA build. `NB` divides `CO / 16`;
+    /// `out.len()` is a multiple of `NP·CO`; `x` holds every value read (checked).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn range_zmm<const NP: usize, const NB: usize>(
+        &self,
+        x: &[f32],
+        stride: usize,
+        q0: usize,
+        out: &mut [f32],
+    ) {
+        for (t, o) in out.chunks_exact_mut(NP * CO).enumerate() {
+            // SAFETY: the caller's CPU supports the features of this function.
+            unsafe { self.tile_zmm::<NP, NB>(x, stride, q0 + t * NP, o) };
+        }
+    }
+
+    /// One tile of [`Self::range_zmm`]: virtual pixels `q .. q + NP`, of which the first
+    /// `o.len() / CO` (at most `NP`) are stored into `o`. Panics if `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    #[inline]
+    // Indexed loops over the accumulators: fully unrolled, so that each stays in a register.
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn tile_zmm<const NP: usize, const NB: usize>(
+        &self,
+        x: &[f32],
+        stride: usize,
+        q: usize,
+        o: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        // The last value read: pixel `NP - 1`, tap (K-1, K-1, CIN-1).
+        let last = (q + NP - 1 + (K - 1) * (stride + 1)) * CS + CIN - 1;
+        assert!(
+            last < x.len() && o.len() <= NP * CO && (CO / LANES).is_multiple_of(NB),
+            "direct conv: input too short"
+        );
+        let zero = _mm512_setzero_ps();
+        let wbase = self.w.as_ptr().cast::<f32>();
+        let base = q * CS;
+        for g in (0..CO / LANES).step_by(NB) {
+            let mut acc = [[zero; NP]; NB];
+            let mut tap = 0;
+            for ky in 0..K {
+                for kx in 0..K {
+                    // SAFETY: every read below stays at or before `last` (checked above).
+                    let xp = unsafe { x.as_ptr().add(base + (ky * stride + kx) * CS) };
+                    for ci in 0..CIN {
+                        // SAFETY: block `g + b < CO / 16` and `tap < TAPS`: inside `self.w`.
+                        let wv: [__m512; NB] = std::array::from_fn(|b| unsafe {
+                            _mm512_loadu_ps(wbase.add(((g + b) * Self::TAPS + tap) * LANES))
+                        });
+                        for p in 0..NP {
+                            // SAFETY: pixel `p` of this tile, tap (ky, kx, ci): at most `last`.
+                            let v = _mm512_set1_ps(unsafe { *xp.add(p * CS + ci) });
+                            for b in 0..NB {
+                                acc[b][p] = _mm512_fmadd_ps(v, wv[b], acc[b][p]);
+                            }
+                        }
+                        tap += 1;
+                    }
+                }
+            }
+            for (b, accb) in acc.iter().enumerate() {
+                let c0 = (g + b) * LANES;
+                // SAFETY: `c0 + 16 <= CO`, the length of `b` and `a`.
+                let bias = unsafe { _mm512_loadu_ps(self.b.as_ptr().add(c0)) };
+                // SAFETY: as above.
+                let slope = self.a.as_ref().map(|a| unsafe { _mm512_loadu_ps(a.as_ptr().add(c0)) });
+                for (&a, d) in accb.iter().zip(o.chunks_exact_mut(CO)) {
+                    let t = _mm512_add_ps(a, bias);
+                    let y = match slope {
+                        // PReLU: `t > 0 ? t : slope·t` (NaN stays NaN, as in `store`).
+                        Some(s) => {
+                            let neg = _mm512_cmp_ps_mask::<_CMP_NGT_UQ>(t, zero);
+                            _mm512_mask_mul_ps(t, neg, t, s)
+                        }
+                        None => t,
+                    };
+                    let d = &mut d[c0..c0 + LANES];
+                    // SAFETY: `d` holds 16 values.
+                    unsafe { _mm512_storeu_ps(d.as_mut_ptr(), y) };
+                }
+            }
+        }
+    }
+
+    /// The layer on a small map, tiled row by row with `NP`-pixel tiles (so that a 9-pixel or
+    /// 3-pixel row computes no virtual pixel): output pixel `q = y·stride + x` of the valid ones
+    /// only (the others in `out` are left as they are). Panics if `x` is too short.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn rows_zmm<const NP: usize, const NB: usize>(&self, x: &[f32], od: Dims, out: &mut [f32]) {
+        for y in 0..od.h {
+            for c0 in (0..od.w).step_by(NP) {
+                let q = y * od.stride + c0;
+                let valid = (od.w - c0).min(NP);
+                // SAFETY: the caller's CPU supports the features of this function.
+                unsafe { self.tile_zmm::<NP, NB>(x, od.stride, q, &mut out[q * CO..(q + valid) * CO]) };
+            }
+        }
+    }
+
+    /// [`Self::rows_zmm`] with `np` (3 or 9) pixels per tile, when it computes at least 15 %
+    /// fewer pixels than the virtual tiling (`virt` pixels); returns whether it ran.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn rows_avx512(&self, x: &[f32], od: Dims, virt: usize, out: &mut [f32]) -> bool {
+        let cost = |np: usize| od.h * od.w.div_ceil(np) * np * 115 / 100;
+        // SAFETY (each): the caller's CPU supports the features of these functions.
+        unsafe {
+            match Self::NB {
+                1..=3 if cost(9) < virt && cost(9) <= cost(3) => match Self::NB {
+                    3 => self.rows_zmm::<9, 3>(x, od, out),
+                    2 => self.rows_zmm::<9, 2>(x, od, out),
+                    _ => self.rows_zmm::<9, 1>(x, od, out),
+                },
+                _ if cost(3) < virt => match Self::NB {
+                    4 => self.rows_zmm::<3, 4>(x, od, out),
+                    3 => self.rows_zmm::<3, 3>(x, od, out),
+                    2 => self.rows_zmm::<3, 2>(x, od, out),
+                    _ => self.rows_zmm::<3, 1>(x, od, out),
+                },
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Input values that computing `n` virtual pixels from `q0` reads (`n` a multiple of TILE).
@@ -319,6 +417,14 @@ impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<C
         let mut padded = Vec::new();
         let x = padded_input(x, Self::need(0, n, d.stride), &mut padded);
         let work = &mut out[..n * CO];
+        // Small maps (R-Net and O-Net crops) with AVX-512: row tiles where they save work.
+        #[cfg(target_arch = "x86_64")]
+        if !par && simd_level() == Simd::Avx512 {
+            // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
+            if unsafe { self.rows_avx512(x, od, n, work) } {
+                return od;
+            }
+        }
         let chunk = 4 * TILE;
         if par && n * self.w.len() > 1 << 14 && n > chunk {
             work.par_chunks_mut(chunk * CO).enumerate().for_each(|(i, o)| {
@@ -328,6 +434,133 @@ impl<const CIN: usize, const CS: usize, const CO: usize, const K: usize> DConv<C
             self.range_dispatch(x, d.stride, 0, work);
         }
         od
+    }
+}
+
+impl DConv<3, 3, 16, 3> {
+    /// [`Self::forward_pool2`] (this layer, then `MaxPool2d(2, 2, ceil_mode=True)`) on the
+    /// channel-first planes (`3 × h × w`) directly, for layers with `NC <= 16` real output
+    /// channels: the same pooled map (channels `NC..16` zero), bit for bit, where the CPU has
+    /// AVX-512; `None` elsewhere (or for an input under 3x3), so that the caller falls back to
+    /// the channels-last kernel.
+    ///
+    /// Pixels lie in the vector lanes (16 columns of one row per register) instead of channels,
+    /// so only the `NC` real channels are computed, and the two convolution rows of a pooled row
+    /// share every weight broadcast: 20 multiply-adds per 12 loads for `NC` = 10, against 16
+    /// channels (6 of them padding) per load in the channels-last kernel. Each output is the
+    /// same chain of fused multiply-adds, in the same `(ky, kx, ci)` order.
+    pub(crate) fn forward_pool2_planar<const NC: usize>(
+        &self,
+        planes: &[f32],
+        (h, w): (usize, usize),
+        out: &mut Vec<f32>,
+    ) -> Option<Dims> {
+        if h < 3 || w < 3 || planes.len() < 3 * h * w || NC > 16 || simd_level() != Simd::Avx512 {
+            return None;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = out;
+            None
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (h1, w1) = (h - 2, w - 2);
+            let (ho, wo) = (h1.div_ceil(2), w1.div_ceil(2));
+            fit(out, (ho * wo + PAD_PX) * 16);
+            // The weights as `[o][tap]` scalars, tap = (ky·3 + kx)·3 + ci.
+            let mut wt = [[0.0f32; 27]; NC];
+            for (o, row) in wt.iter_mut().enumerate() {
+                for (t, v) in row.iter_mut().enumerate() {
+                    *v = self.w[t][o];
+                }
+            }
+            out[..ho * wo * 16].par_chunks_mut(wo * 16).enumerate().for_each(|(oy, o)| {
+                // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
+                unsafe { self.pool_row_zmm::<NC>(&wt, planes, (h, w), oy, o) };
+            });
+            Some(Dims::compact(ho, wo))
+        }
+    }
+
+    /// One pooled row `oy` of [`Self::forward_pool2_planar`] into `o` (`wo × 16` values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn pool_row_zmm<const NC: usize>(
+        &self,
+        wt: &[[f32; 27]; NC],
+        planes: &[f32],
+        (h, w): (usize, usize),
+        oy: usize,
+        o: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (h1, w1) = (h - 2, w - 2);
+        let wo = w1.div_ceil(2);
+        assert!(planes.len() >= 3 * h * w && o.len() == wo * 16 && 2 * oy < h1);
+        // The two convolution rows (the last one twice at a ragged bottom edge: the max is the same).
+        let (y0, y1) = (2 * oy, (2 * oy + 1).min(h1 - 1));
+        let zero = _mm512_setzero_ps();
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+        for cx in (0..w1).step_by(16) {
+            // `n` convolution columns from `cx`, making `(n + 1) / 2` pooled ones.
+            let n = (w1 - cx).min(16);
+            let m: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
+            let mut acc0 = [zero; NC];
+            let mut acc1 = [zero; NC];
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    for ci in 0..3 {
+                        let tap = (ky * 3 + kx) * 3 + ci;
+                        let at = |y: usize| ci * h * w + (y + ky) * w + cx + kx;
+                        // SAFETY: the masked loads read `n` values of row `y + ky <= h - 1` of
+                        // plane `ci`, from column `cx + kx`, ending at `cx + n - 1 + kx <= w - 1`.
+                        let (v0, v1) = unsafe {
+                            (
+                                _mm512_maskz_loadu_ps(m, planes.as_ptr().add(at(y0))),
+                                _mm512_maskz_loadu_ps(m, planes.as_ptr().add(at(y1))),
+                            )
+                        };
+                        for c in 0..NC {
+                            let wv = _mm512_set1_ps(wt[c][tap]);
+                            acc0[c] = _mm512_fmadd_ps(v0, wv, acc0[c]);
+                            acc1[c] = _mm512_fmadd_ps(v1, wv, acc1[c]);
+                        }
+                    }
+                }
+            }
+            // Odd partner of each pooled column; the last column of an odd count is its own partner
+            // (ceil mode), which leaves the max unchanged.
+            let last = _mm512_set1_epi32(n as i32 - 1);
+            let odd =
+                _mm512_min_epi32(_mm512_add_epi32(_mm512_add_epi32(lane, lane), _mm512_set1_epi32(1)), last);
+            let mut pooled = [[0.0f32; 16]; NC];
+            for c in 0..NC {
+                let b = _mm512_set1_ps(self.b[c]);
+                let prelu = |acc: __m512| {
+                    let t = _mm512_add_ps(acc, b);
+                    match &self.a {
+                        Some(a) => {
+                            let neg = _mm512_cmp_ps_mask::<_CMP_NGT_UQ>(t, zero);
+                            _mm512_mask_mul_ps(t, neg, t, _mm512_set1_ps(a[c]))
+                        }
+                        None => t,
+                    }
+                };
+                let v = _mm512_max_ps(prelu(acc0[c]), prelu(acc1[c]));
+                let p = _mm512_max_ps(_mm512_permutexvar_ps(even, v), _mm512_permutexvar_ps(odd, v));
+                // SAFETY: `pooled[c]` holds 16 values.
+                unsafe { _mm512_storeu_ps(pooled[c].as_mut_ptr(), p) };
+            }
+            for (j, px) in o[cx / 2 * 16..].chunks_exact_mut(16).take(n.div_ceil(2)).enumerate() {
+                let mut v = [0.0f32; 16];
+                for (vc, pc) in v.iter_mut().zip(&pooled) {
+                    *vc = pc[j];
+                }
+                px.copy_from_slice(&v);
+            }
+        }
     }
 }
 
@@ -419,6 +652,41 @@ pub(crate) fn max_pool_hwc<const C: usize>(
     st: usize,
     out: &mut Vec<f32>,
 ) -> Dims {
+    match simd_level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
+        Simd::Avx512 => unsafe { max_pool_avx512::<C>(x, d, k, st, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
+        Simd::Avx2 => unsafe { max_pool_avx2::<C>(x, d, k, st, out) },
+        _ => max_pool_impl::<C>(x, d, k, st, out),
+    }
+}
+
+/// [`max_pool_impl`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn max_pool_avx512<const C: usize>(
+    x: &[f32],
+    d: Dims,
+    k: usize,
+    st: usize,
+    out: &mut Vec<f32>,
+) -> Dims {
+    max_pool_impl::<C>(x, d, k, st, out)
+}
+
+/// [`max_pool_impl`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max_pool_avx2<const C: usize>(x: &[f32], d: Dims, k: usize, st: usize, out: &mut Vec<f32>) -> Dims {
+    max_pool_impl::<C>(x, d, k, st, out)
+}
+
+/// [`max_pool_hwc`] itself. The max is `if v > m { v } else { m }` (one vector instruction; the
+/// same as `f32::max` for the values here, which are never NaN).
+#[inline(always)]
+fn max_pool_impl<const C: usize>(x: &[f32], d: Dims, k: usize, st: usize, out: &mut Vec<f32>) -> Dims {
     let dim = |n: usize| n.saturating_sub(k).div_ceil(st) + 1;
     let (ho, wo) = (dim(d.h), dim(d.w));
     fit(out, (ho * wo + PAD_PX) * C);
@@ -432,8 +700,8 @@ pub(crate) fn max_pool_hwc<const C: usize>(
             m.copy_from_slice(px(oy * st, ox * st));
             for yy in oy * st..y1 {
                 for xx in ox * st..x1 {
-                    for (mj, v) in m.iter_mut().zip(px(yy, xx)) {
-                        *mj = mj.max(*v);
+                    for (mj, &v) in m.iter_mut().zip(px(yy, xx)) {
+                        *mj = if v > *mj { v } else { *mj };
                     }
                 }
             }
@@ -531,24 +799,41 @@ pub(crate) struct DirectPNet {
 impl DirectPNet {
     /// Forward pass on 3 channel-first planes (`3 × h × w`): `(regression (4 planes), face
     /// probability plane, map height, map width)`, or `None` when the input is smaller than 12x12.
+    ///
+    /// With `floor = Some(t)` (`0 < t < 1`), the softmax (two `exp`) is skipped where the logits
+    /// show the probability to be far below `t` (logit difference more than 1 below
+    /// `ln(t / (1 - t))`, i.e. a probability below σ(logit(t) − 1), e.g. 0.355 for t = 0.6, a
+    /// margin far above the softmax's rounding) and 0 is stored there instead; every probability
+    /// that could reach `t` is computed exactly as before.
     pub(crate) fn run(
         &self,
         planes: &[f32],
         h: usize,
         w: usize,
         s: &mut PnetScratch,
+        floor: Option<f32>,
     ) -> Option<(Vec<f32>, Vec<f32>, usize, usize)> {
         if h < 12 || w < 12 {
             return None;
         }
-        let plane = h * w;
-        // Channels-last input, 3 channels.
-        to_hwc3(planes, plane, &mut s.a);
-        let d = self.conv1.forward_pool2(&s.a, Dims::compact(h, w), &mut s.c);
+        // With AVX-512, the first layer and pool straight from the planes; otherwise from a
+        // channels-last copy.
+        let d = match self.conv1.forward_pool2_planar::<10>(planes, (h, w), &mut s.c) {
+            Some(d) => d,
+            None => {
+                to_hwc3(planes, h * w, &mut s.a);
+                self.conv1.forward_pool2(&s.a, Dims::compact(h, w), &mut s.c)
+            }
+        };
         let d = self.conv2.forward(&s.c, d, &mut s.b, true);
         let d = self.conv3.forward(&s.b, d, &mut s.a, true);
         let d = self.head.forward(&s.a, d, &mut s.b, true);
         let m = d.h * d.w;
+        // Logit-difference cutoff under which the probability is certainly below the floor.
+        let cutoff = match floor {
+            Some(t) if t > 0.0 && t < 1.0 => ((f64::from(t) / (1.0 - f64::from(t))).ln() - 1.0) as f32,
+            _ => f32::NEG_INFINITY,
+        };
         let mut reg = vec![0.0f32; 4 * m];
         let mut prob = vec![0.0f32; m];
         for yy in 0..d.h {
@@ -558,7 +843,7 @@ impl DirectPNet {
                 for c in 0..4 {
                     reg[c * m + i] = px[c];
                 }
-                prob[i] = super::nets::prob1(px[4], px[5]);
+                prob[i] = if px[5] - px[4] < cutoff { 0.0 } else { super::nets::prob1(px[4], px[5]) };
             }
         }
         Some((reg, prob, d.h, d.w))
@@ -650,24 +935,11 @@ mod tests {
         type Kernel<const CIN: usize, const CS: usize, const CO: usize, const K: usize> =
             fn(&DConv<CIN, CS, CO, K>, &[f32], usize, usize, &mut [f32]);
         let kernels: [Kernel<CIN, CS, CO, K>; 8] = [
-            // (Two-block kernels only where they apply.)
-            |c, x, s, q, o| {
-                if DConv::<CIN, CS, CO, K>::TWO_BLOCKS {
-                    c.range2::<3, false>(x, s, q, o)
-                } else {
-                    c.range::<2, false>(x, s, q, o)
-                }
-            },
-            |c, x, s, q, o| {
-                if DConv::<CIN, CS, CO, K>::TWO_BLOCKS {
-                    c.range2::<12, true>(x, s, q, o)
-                } else {
-                    c.range::<8, true>(x, s, q, o)
-                }
-            },
             |c, x, s, q, o| c.range::<1, false>(x, s, q, o),
+            |c, x, s, q, o| c.range::<2, false>(x, s, q, o),
             |c, x, s, q, o| c.range::<3, false>(x, s, q, o),
             |c, x, s, q, o| c.range::<6, true>(x, s, q, o),
+            |c, x, s, q, o| c.range::<8, true>(x, s, q, o),
             |c, x, s, q, o| c.range::<12, true>(x, s, q, o),
             |c, x, s, q, o| c.range::<24, true>(x, s, q, o),
             |c, x, s, q, o| c.range_dispatch(x, s, q, o),
@@ -687,6 +959,77 @@ mod tests {
                                 (g - t).abs() < 1e-4 * (1.0 + t.abs()),
                                 "kernel {ki} channel {o}: {g} vs {t}"
                             );
+                        }
+                    }
+                }
+            }
+            // The AVX-512 kernels, every tile shape that applies to this layer, where the CPU has
+            // them: bit for bit the portable FMA kernel (checked against the textbook above).
+            #[cfg(target_arch = "x86_64")]
+            if simd_level() == Simd::Avx512 {
+                let od = conv.out_dims(d);
+                let n = round_tile(od.span());
+                let mut reference = vec![f32::NAN; n * CO];
+                conv.range::<6, true>(input, d.stride, 0, &mut reference);
+                // SAFETY (each): the CPU supports AVX-512F/VL, AVX2 and FMA (checked above).
+                let shapes: [(usize, Kernel<CIN, CS, CO, K>); 4] = [
+                    (1, |c, x, s, q, o| unsafe { c.range_zmm::<24, 1>(x, s, q, o) }),
+                    (2, |c, x, s, q, o| unsafe { c.range_zmm::<12, 2>(x, s, q, o) }),
+                    (3, |c, x, s, q, o| unsafe { c.range_zmm::<8, 3>(x, s, q, o) }),
+                    (4, |c, x, s, q, o| unsafe { c.range_zmm::<6, 4>(x, s, q, o) }),
+                ];
+                let mut tested = 0;
+                for (nb, kernel) in shapes {
+                    if !(CO / LANES).is_multiple_of(nb) {
+                        continue;
+                    }
+                    tested += 1;
+                    let mut got = vec![f32::NAN; n * CO];
+                    kernel(&conv, input, d.stride, 0, &mut got);
+                    for y in 0..ho {
+                        for xx in 0..wo {
+                            let i = (y * od.stride + xx) * CO;
+                            for o in 0..cout {
+                                assert_eq!(
+                                    got[i + o].to_bits(),
+                                    reference[i + o].to_bits(),
+                                    "zmm kernel with {nb} blocks, channel {o} ({y}, {xx})"
+                                );
+                            }
+                        }
+                    }
+                }
+                assert!(tested >= 1 && (CO / LANES).is_multiple_of(DConv::<CIN, CS, CO, K>::NB));
+                // Row tiles (3 and 9 pixels), every block count that applies: the valid pixels
+                // bit for bit.
+                type Rows<const CIN: usize, const CS: usize, const CO: usize, const K: usize> =
+                    fn(&DConv<CIN, CS, CO, K>, &[f32], Dims, &mut [f32]);
+                // SAFETY (each): the CPU supports AVX-512F/VL, AVX2 and FMA (checked above).
+                let rows: [(usize, Rows<CIN, CS, CO, K>); 7] = [
+                    (1, |c, x, od, o| unsafe { c.rows_zmm::<3, 1>(x, od, o) }),
+                    (2, |c, x, od, o| unsafe { c.rows_zmm::<3, 2>(x, od, o) }),
+                    (3, |c, x, od, o| unsafe { c.rows_zmm::<3, 3>(x, od, o) }),
+                    (4, |c, x, od, o| unsafe { c.rows_zmm::<3, 4>(x, od, o) }),
+                    (1, |c, x, od, o| unsafe { c.rows_zmm::<9, 1>(x, od, o) }),
+                    (2, |c, x, od, o| unsafe { c.rows_zmm::<9, 2>(x, od, o) }),
+                    (3, |c, x, od, o| unsafe { c.rows_zmm::<9, 3>(x, od, o) }),
+                ];
+                for (ri, (nb, kernel)) in rows.into_iter().enumerate() {
+                    if !(CO / LANES).is_multiple_of(nb) {
+                        continue;
+                    }
+                    let mut got = vec![f32::NAN; n * CO];
+                    kernel(&conv, input, od, &mut got);
+                    for y in 0..ho {
+                        for xx in 0..wo {
+                            let i = (y * od.stride + xx) * CO;
+                            for o in 0..cout {
+                                assert_eq!(
+                                    got[i + o].to_bits(),
+                                    reference[i + o].to_bits(),
+                                    "row kernel {ri}, channel {o} ({y}, {xx})"
+                                );
+                            }
                         }
                     }
                 }
@@ -721,6 +1064,41 @@ mod tests {
         check_layer::<48, 48, 64, 2>(64, (4, 4), 21);
         check_layer::<64, 64, 128, 2>(128, (4, 4), 25);
         check_layer::<64, 64, 64, 3>(64, (10, 10), 29);
+        // O-Net's second layer on its map size (the others above have theirs).
+        check_layer::<32, 32, 64, 3>(64, (23, 23), 41);
+    }
+
+    #[test]
+    fn planar_first_layer_is_bitwise_the_channels_last_one() {
+        // Even and odd convolution sizes (ragged pool edges), one and several 16-column chunks.
+        for (i, (h, w)) in
+            [(12, 12), (13, 17), (20, 35), (15, 34), (3, 3), (4, 19), (9, 50)].into_iter().enumerate()
+        {
+            let seed = 100 + 10 * i as u64;
+            let x = values(3 * h * w, seed);
+            let wt = values(10 * 27, seed + 1);
+            let b = values(10, seed + 2);
+            let a: Vec<f32> = values(10, seed + 3).iter().map(|v| v.abs() * 0.5).collect();
+            let conv = DConv::<3, 3, 16, 3>::new(&wt, &b, Some(&a));
+            let mut hwc = Vec::new();
+            to_hwc3(&x, h * w, &mut hwc);
+            let mut want = Vec::new();
+            let dw = conv.forward_pool2(&hwc, Dims::compact(h, w), &mut want);
+            let mut got = Vec::new();
+            match conv.forward_pool2_planar::<10>(&x, (h, w), &mut got) {
+                None => assert_ne!(simd_level(), Simd::Avx512),
+                Some(dg) => {
+                    assert_eq!(dg, dw);
+                    for p in 0..dg.h * dg.w {
+                        for c in 0..16 {
+                            let g = got[p * 16 + c];
+                            let t = if c < 10 { want[p * 16 + c] } else { 0.0 };
+                            assert_eq!(g.to_bits(), t.to_bits(), "{h}x{w}: pixel {p} channel {c}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,21 +16,27 @@ use serde::{Deserialize, Serialize};
 use direct::{with_scratch, PnetScratch};
 pub use nets::{ONet, PNet, RNet};
 use ops::{
-    area_resize_plane, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec,
-    BlockScratch, Cand, ResizeScratch, RowBlocks,
+    area_resize_norm, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec, Cand,
+    ResizeScratch,
 };
 
 use crate::{Error, Face, FaceDetector, Result};
 
 thread_local! {
-    /// Per-thread buffers of P-Net on one pyramid level (planes, resampling, activations).
-    static PYRAMID_SCRATCH: std::cell::RefCell<(Vec<f32>, BlockScratch, PnetScratch)> =
+    /// Per-thread buffers of P-Net on one pyramid level (planes, activations).
+    static PYRAMID_SCRATCH: std::cell::RefCell<(Vec<f32>, PnetScratch)> =
         std::cell::RefCell::new(Default::default());
-    /// Per-thread copy of the image being searched (planes and row blocks).
+    /// Per-thread integral images of the image being searched.
     static IMAGE: std::cell::RefCell<Image3> = std::cell::RefCell::new(Image3::default());
-    /// Per-thread resampling buffers of the R-Net / O-Net crops.
+    /// Per-thread batch of R-Net / O-Net crops, kept between calls.
+    static CROP_BATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread resampling buffers (pyramid levels and R-Net / O-Net crops).
     static CROP_SCRATCH: std::cell::RefCell<ResizeScratch> = std::cell::RefCell::new(Default::default());
 }
+
+/// Largest `max_pixels`: the resampling sums 8-bit pixels over windows of up to a whole image in
+/// 32-bit integers, exact while `pixels · 255 < 2^32`.
+const MAX_PIXELS_LIMIT: u64 = u32::MAX as u64 / 255;
 
 /// Largest batch of R-Net / O-Net crops run at once (bounds memory on busy images).
 const STAGE_BATCH: usize = 256;
@@ -50,7 +56,7 @@ pub struct MtcnnConfig {
     pub select_largest: bool,
     /// Images with more pixels than this are area-downscaled before detection and the results
     /// mapped back (bounds memory and time on huge inputs; 4096x4096 by default, which leaves every
-    /// ordinary image untouched so that results equal facenet-pytorch's).
+    /// ordinary image untouched so that results equal facenet-pytorch's; at most 16 843 009).
     pub max_pixels: u64,
 }
 
@@ -84,8 +90,12 @@ impl MtcnnConfig {
                 ));
             }
         }
-        if self.max_pixels < 144 {
-            return Err(Error::param("max_pixels", self.max_pixels, "must be at least 144 (12x12)"));
+        if !(144..=MAX_PIXELS_LIMIT).contains(&self.max_pixels) {
+            return Err(Error::param(
+                "max_pixels",
+                self.max_pixels,
+                "must lie in [144 (12x12), 16 843 009] (sums of 8-bit pixels must fit 32 bits)",
+            ));
         }
         Ok(())
     }
@@ -109,42 +119,27 @@ pub struct Mtcnn {
 /// Scratch state of one detection.
 #[derive(Default)]
 struct Image3 {
-    /// Channel-first planes `R, G, B`, values 0..255.
-    data: Vec<f32>,
+    /// Integral images of the planes `R, G, B` (`(h + 1) x (w + 1)` each).
+    ii: [Vec<u32>; 3],
     w: usize,
     h: usize,
-    /// The planes again in row blocks, for the pyramid levels.
-    blocks: [RowBlocks; 3],
 }
 
 impl Image3 {
-    /// Refills the planes and row blocks from `img`, reusing the buffers.
+    /// Refills the integral images from `img`, reusing the buffers.
     fn load(&mut self, img: &RgbImage) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         (self.w, self.h) = (w, h);
-        ops::fit_len(&mut self.data, 3 * w * h);
-        let (r, rest) = self.data.split_at_mut(w * h);
-        let (g, b) = rest.split_at_mut(w * h);
-        for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
-            r[i] = f32::from(px[0]);
-            g[i] = f32::from(px[1]);
-            b[i] = f32::from(px[2]);
-        }
-        for (c, blk) in self.blocks.iter_mut().enumerate() {
-            blk.fill(&self.data[c * w * h..(c + 1) * w * h], w, h);
-        }
+        ops::integral_images(img.as_raw(), w, h, &mut self.ii);
     }
 
-    /// The whole image area-resampled to `ow x oh` (3 planes) and normalised: the same values
-    /// as `resample_into` over the full window.
-    fn pyramid_level_into(&self, dst: &mut [f32], (ow, oh): (usize, usize), tmp: &mut BlockScratch) {
-        for (c, blk) in self.blocks.iter().enumerate() {
-            let d = &mut dst[c * ow * oh..(c + 1) * ow * oh];
-            blk.area_resize(d, (ow, oh), tmp);
-            for v in d.iter_mut() {
-                *v = (*v - 127.5) * 0.0078125;
-            }
-        }
+    /// The whole image area-resampled into `dst` (3 planes of `ow x oh`) and normalised, one plane
+    /// per task (the same values as [`Self::resample_into`] over the full window).
+    fn pyramid_level_into(&self, dst: &mut [f32], (ow, oh): (usize, usize)) {
+        let full = (0, 0, self.w, self.h);
+        dst.par_chunks_exact_mut(ow * oh).zip(self.ii.par_iter()).for_each(|(d, ii)| {
+            with_scratch(&CROP_SCRATCH, |tmp| area_resize_norm(ii, self.w + 1, full, d, (ow, oh), tmp));
+        });
     }
 
     /// Area-resamples the window into `dst` (3 planes of `ow x oh`) and normalises it as
@@ -156,13 +151,8 @@ impl Image3 {
         (ow, oh): (usize, usize),
         tmp: &mut ResizeScratch,
     ) {
-        let plane = self.w * self.h;
-        for c in 0..3 {
-            let d = &mut dst[c * ow * oh..(c + 1) * ow * oh];
-            area_resize_plane(&self.data[c * plane..(c + 1) * plane], self.w, win, d, (ow, oh), tmp);
-            for v in d.iter_mut() {
-                *v = (*v - 127.5) * 0.0078125;
-            }
+        for (ii, d) in self.ii.iter().zip(dst.chunks_exact_mut(ow * oh)) {
+            area_resize_norm(ii, self.w + 1, win, d, (ow, oh), tmp);
         }
     }
 }
@@ -243,13 +233,14 @@ impl Mtcnn {
         let per_scale: Vec<Result<Vec<Cand>>> = scales
             .par_iter()
             .map(|&scale| {
-                with_scratch(&PYRAMID_SCRATCH, |(buf, tmp, scratch)| {
+                with_scratch(&PYRAMID_SCRATCH, |(buf, scratch)| {
                     let hs = (im.h as f64 * scale + 1.0) as usize;
                     let ws = (im.w as f64 * scale + 1.0) as usize;
                     direct::fit(buf, 3 * hs * ws);
                     let planes = &mut buf[..3 * hs * ws];
-                    im.pyramid_level_into(planes, (ws, hs), tmp);
-                    let (reg, probs, oh, ow) = self.pnet.run_planes(planes, hs, ws, scratch)?;
+                    im.pyramid_level_into(planes, (ws, hs));
+                    // Only probabilities that may reach the threshold matter here.
+                    let (reg, probs, oh, ow) = self.pnet.run_planes(planes, hs, ws, scratch, Some(thresh))?;
                     let mut cands = Vec::new();
                     generate_bounding_box(&reg, &probs, (ow, oh), scale, thresh, &mut cands);
                     let pick = nms_torchvision(&cands, 0.5);
@@ -285,16 +276,17 @@ impl Mtcnn {
     }
 
     /// Crops every box (after `pad`) and area-resamples it to `size x size`, normalised; boxes whose
-    /// window is empty are dropped. Returns the kept boxes and the batch.
-    fn crops(&self, im: &Image3, boxes: &[Cand], size: usize) -> (Vec<Cand>, Vec<f32>) {
+    /// window is empty are dropped. Returns the kept boxes; the batch is `buf[..kept · 3 · size²]`.
+    fn crops(&self, im: &Image3, boxes: &[Cand], size: usize, buf: &mut Vec<f32>) -> Vec<Cand> {
         let per = 3 * size * size;
         let kept: Vec<(Cand, (usize, usize, usize, usize))> =
             boxes.iter().filter_map(|b| pad_window(b, im.w, im.h).map(|win| (*b, win))).collect();
-        let mut data = vec![0.0f32; kept.len() * per];
-        data.par_chunks_mut(per).zip(kept.par_iter()).for_each(|(dst, (_, win))| {
+        // Every value is written below.
+        direct::fit(buf, kept.len() * per);
+        buf[..kept.len() * per].par_chunks_mut(per).zip(kept.par_iter()).for_each(|(dst, (_, win))| {
             with_scratch(&CROP_SCRATCH, |tmp| im.resample_into(*win, dst, (size, size), tmp));
         });
-        (kept.into_iter().map(|(b, _)| b).collect(), data)
+        kept.into_iter().map(|(b, _)| b).collect()
     }
 
     /// R-Net on 24x24 crops, threshold, NMS 0.7, regression, squaring.
@@ -302,19 +294,22 @@ impl Mtcnn {
         if boxes.is_empty() {
             return Ok(boxes);
         }
-        let (boxes, data) = self.crops(im, &boxes, 24);
         let per = 3 * 24 * 24;
-        let mut cands = Vec::new();
-        for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
-            let out = self.rnet.run(chunk)?;
-            for (k, o) in out.iter().enumerate() {
-                let score = o[4];
-                if score > self.config.thresholds[1] {
-                    let b = boxes[ci * STAGE_BATCH + k];
-                    cands.push([b[0], b[1], b[2], b[3], score, o[0], o[1], o[2], o[3]]);
+        let cands = with_scratch(&CROP_BATCH, |buf| -> Result<Vec<Cand>> {
+            let boxes = self.crops(im, &boxes, 24, buf);
+            let mut cands = Vec::new();
+            for (ci, chunk) in buf[..boxes.len() * per].chunks(STAGE_BATCH * per).enumerate() {
+                let out = self.rnet.run(chunk)?;
+                for (k, o) in out.iter().enumerate() {
+                    let score = o[4];
+                    if score > self.config.thresholds[1] {
+                        let b = boxes[ci * STAGE_BATCH + k];
+                        cands.push([b[0], b[1], b[2], b[3], score, o[0], o[1], o[2], o[3]]);
+                    }
                 }
             }
-        }
+            Ok(cands)
+        })?;
         let pick = nms_torchvision(&cands, 0.7);
         Ok(pick
             .into_iter()
@@ -333,30 +328,33 @@ impl Mtcnn {
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
-        let (boxes, data) = self.crops(im, &boxes, 48);
         let per = 3 * 48 * 48;
-        let mut cands: Vec<Cand> = Vec::new();
-        let mut points: Vec<[f32; 10]> = Vec::new();
-        for (ci, chunk) in data.chunks(STAGE_BATCH * per).enumerate() {
-            let out = self.onet.run(chunk)?;
-            for (k, o) in out.iter().enumerate() {
-                let score = o[14];
-                if score > self.config.thresholds[2] {
-                    let b = boxes[ci * STAGE_BATCH + k];
-                    let wi = b[2] - b[0] + 1.0;
-                    let hi = b[3] - b[1] + 1.0;
-                    let mut p = [0.0f32; 10];
-                    for j in 0..5 {
-                        p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
-                        p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
+        let (cands, points) = with_scratch(&CROP_BATCH, |buf| -> Result<(Vec<Cand>, Vec<[f32; 10]>)> {
+            let boxes = self.crops(im, &boxes, 48, buf);
+            let mut cands: Vec<Cand> = Vec::new();
+            let mut points: Vec<[f32; 10]> = Vec::new();
+            for (ci, chunk) in buf[..boxes.len() * per].chunks(STAGE_BATCH * per).enumerate() {
+                let out = self.onet.run(chunk)?;
+                for (k, o) in out.iter().enumerate() {
+                    let score = o[14];
+                    if score > self.config.thresholds[2] {
+                        let b = boxes[ci * STAGE_BATCH + k];
+                        let wi = b[2] - b[0] + 1.0;
+                        let hi = b[3] - b[1] + 1.0;
+                        let mut p = [0.0f32; 10];
+                        for j in 0..5 {
+                            p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
+                            p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
+                        }
+                        let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
+                        bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                        cands.push(c);
+                        points.push(p);
                     }
-                    let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
-                    bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
-                    cands.push(c);
-                    points.push(p);
                 }
             }
-        }
+            Ok((cands, points))
+        })?;
         let pick = nms_min(&cands, 0.7);
         let mut faces = Vec::with_capacity(pick.len());
         for i in pick {
@@ -379,5 +377,22 @@ impl Mtcnn {
 impl FaceDetector for Mtcnn {
     fn detect(&self, img: &RgbImage) -> Result<Vec<Face>> {
         self.detect_rgb(img)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_pixels_is_bounded_by_exact_integer_sums() {
+        let at = |max_pixels| MtcnnConfig { max_pixels, ..MtcnnConfig::default() }.validate();
+        assert!(at(16_843_009).is_ok());
+        assert!(at(MtcnnConfig::default().max_pixels).is_ok());
+        assert!(at(16_843_010).is_err());
+        assert!(at(143).is_err());
+        // The limit: a window of that many white pixels sums below 2^32, one pixel more would not.
+        assert!(16_843_009u64 * 255 <= u64::from(u32::MAX));
+        assert!(16_843_010u64 * 255 > u64::from(u32::MAX));
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! The convolutional layers run as direct convolutions on channels-last activations (`direct.rs`:
 //! register-tiled, bias, PReLU and P-Net's first max pool fused, AVX2/FMA or AVX-512 chosen at run
-//! time, P-Net's maps and R-Net/O-Net crops in parallel); the fully connected layers use candle's matrix
-//! product. Only the summation order differs from PyTorch, which the reference tests bound.
+//! time, P-Net's maps and R-Net/O-Net crops in parallel; with AVX-512 P-Net's first layer reads the
+//! channel-first planes directly); the fully connected layers use candle's matrix product. Only the
+//! convolutions' summation order differs from PyTorch, which the reference tests bound.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -125,19 +126,22 @@ impl PNet {
     }
 
     /// Forward pass on one image's 3 channel-first planes (`3 × h × w`, normalised):
-    /// `(regression (4 planes), face probability plane, map height, map width)`.
+    /// `(regression (4 planes), face probability plane, map height, map width)`. With
+    /// `floor = Some(t)`, probabilities certainly below `t` may be returned as 0 (the others are
+    /// exact; see `DirectPNet::run`).
     pub(crate) fn run_planes(
         &self,
         planes: &[f32],
         h: usize,
         w: usize,
         scratch: &mut PnetScratch,
+        floor: Option<f32>,
     ) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
         if planes.len() != 3 * h * w {
             return Err(Error::param("pnet input", format!("{} values", planes.len()), "is not 3 x h x w"));
         }
         self.net
-            .run(planes, h, w, scratch)
+            .run(planes, h, w, scratch, floor)
             .ok_or_else(|| Error::param("pnet input", format!("3x{h}x{w}"), "is smaller than 12x12"))
     }
 
@@ -153,7 +157,7 @@ impl PNet {
         let (mut regs, mut probs) = (Vec::new(), Vec::new());
         let (mut oh, mut ow) = (0, 0);
         for img in data.chunks_exact(3 * h * w) {
-            let (reg, prob, hh, ww) = self.run_planes(img, h, w, &mut scratch)?;
+            let (reg, prob, hh, ww) = self.run_planes(img, h, w, &mut scratch, None)?;
             (oh, ow) = (hh, ww);
             regs.extend(reg);
             probs.extend(prob.iter().map(|p| 1.0 - p));
@@ -288,5 +292,50 @@ impl ONet {
         let lm = out.iter().flat_map(|r| r[4..14].to_vec()).collect();
         let prob = out.iter().flat_map(|r| [1.0 - r[14], r[14]]).collect();
         Ok((tensor(reg, &[n, 4])?, tensor(lm, &[n, 10])?, tensor(prob, &[n, 2])?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probability_floor_only_drops_probabilities_far_below_it() {
+        let pnet = PNet::load_vendored(&Device::Cpu).unwrap();
+        // The test frame (a face on gray) at a few pyramid scales, as `detect` resamples it.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/frame640x480.png");
+        let img = image::open(path).unwrap().to_rgb8();
+        let (iw, ih) = (img.width() as usize, img.height() as usize);
+        let mut ii = [Vec::new(), Vec::new(), Vec::new()];
+        super::super::ops::integral_images(img.as_raw(), iw, ih, &mut ii);
+        let mut tmp = super::super::ops::ResizeScratch::default();
+        let mut s = PnetScratch::default();
+        let (mut exact, mut floored) = (Vec::new(), Vec::new());
+        for (w, h) in [(39, 29), (77, 58), (129, 97)] {
+            let mut planes = vec![0.0f32; 3 * w * h];
+            for (c, d) in ii.iter().zip(planes.chunks_exact_mut(w * h)) {
+                super::super::ops::area_resize_norm(c, iw + 1, (0, 0, iw, ih), d, (w, h), &mut tmp);
+            }
+            let (reg, e, oh, ow) = pnet.run_planes(&planes, h, w, &mut s, None).unwrap();
+            // A floor of 0 or 1: every probability computed.
+            for floor in [Some(0.0), Some(1.0)] {
+                assert_eq!(pnet.run_planes(&planes, h, w, &mut s, floor).unwrap().1, e);
+            }
+            let (reg2, f, oh2, ow2) = pnet.run_planes(&planes, h, w, &mut s, Some(0.6)).unwrap();
+            assert_eq!((reg2, oh2, ow2), (reg, oh, ow));
+            exact.extend(e);
+            floored.extend(f);
+        }
+        let (mut dropped, mut kept) = (0, 0);
+        for (&f, &e) in floored.iter().zip(&exact) {
+            if f.to_bits() == e.to_bits() {
+                kept += 1;
+            } else {
+                // Dropped only far below the floor (σ(logit(0.6) − 1) = 0.355).
+                assert!(f == 0.0 && e < 0.36, "{f} vs {e}");
+                dropped += 1;
+            }
+        }
+        assert!(dropped > 0 && kept > 0, "{dropped} dropped, {kept} kept");
     }
 }

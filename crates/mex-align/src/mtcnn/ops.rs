@@ -4,213 +4,128 @@
 /// A candidate box: `[x1, y1, x2, y2, score, r1, r2, r3, r4]` (regression offsets last).
 pub(crate) type Cand = [f32; 9];
 
-/// Reusable buffers of [`area_resize_plane`].
+/// Reusable buffers of [`area_resize_norm`].
 #[derive(Debug, Default)]
 pub(crate) struct ResizeScratch {
-    tmp: Vec<f32>,
+    /// Column sums (from the window's left edge) of one output row's source rows.
+    diff: Vec<u32>,
+    /// Window sums of one output row.
+    hsum: Vec<u32>,
+    /// Source window `[s, e)` of every output column.
     spans: Vec<(usize, usize)>,
+    /// Width of every output column's window, as `f32`.
+    kw: Vec<f32>,
 }
 
-/// `torch.nn.functional.interpolate(mode="area")` (adaptive average pooling) of one plane's crop
-/// `[x0, x0+cw) x [y0, y0+ch)` of `src` (row stride `stride`) into `dst` (`ow x oh`), separably.
-/// `scratch` is reused space, resized as needed.
-pub(crate) fn area_resize_plane(
-    src: &[f32],
-    stride: usize,
+/// The integral images of the `C` channels of an interleaved 8-bit `w x h` image (`C` values
+/// per pixel) into `out`: `(h + 1) x (w + 1)` values per channel, `out[c][y·(w+1) + x]` = the
+/// sum of channel `c` over the pixels above and left of `(x, y)` (row and column 0 are zero).
+/// Computed with wrapping `u32` arithmetic, so that a difference of four entries is the exact
+/// sum of any rectangle (below 2^32 for every image of at most 16 843 009 pixels). One channel
+/// per task (rayon).
+pub(crate) fn integral_images<const C: usize>(src: &[u8], w: usize, h: usize, out: &mut [Vec<u32>; C]) {
+    use rayon::prelude::*;
+    let iw = w + 1;
+    // One channel per task (in parallel when threads are free).
+    out.par_iter_mut().enumerate().for_each(|(c, ii)| {
+        // Every value is written below; only the first row and column are set here.
+        ii.resize(iw * (h + 1), 0);
+        ii[..iw].fill(0);
+        if w == 0 {
+            return;
+        }
+        for (y, row) in src.chunks_exact(w * C).take(h).enumerate() {
+            let (above, below) = ii.split_at_mut((y + 1) * iw);
+            let (prev, cur) = (&above[y * iw..], &mut below[..iw]);
+            cur[0] = 0;
+            // Running sum along the row (a chain of adds), plus the row above.
+            let mut run = 0u32;
+            for ((d, &u), px) in cur[1..].iter_mut().zip(&prev[1..]).zip(row.chunks_exact(C)) {
+                run = run.wrapping_add(u32::from(px[c]));
+                *d = u.wrapping_add(run);
+            }
+        }
+    });
+}
+
+/// `torch.nn.functional.interpolate(mode="area")` (adaptive average pooling) of the window
+/// `[x0, x0+cw) x [y0, y0+ch)` of an 8-bit plane, given by its integral image `ii` (from
+/// [`integral_images`]; `iw` = the plane's width + 1), into `dst` (`ow x oh`), normalised as
+/// facenet-pytorch does (`(v - 127.5) * 0.0078125`).
+///
+/// Bit for bit what PyTorch computes on the image converted to `f32`: its CPU kernel adds the
+/// window in `f32` (exact, the values being integers and every window sum below 2^24 for windows
+/// under 65 793 pixels) and divides by the window height, then by its width; here each window sum
+/// is the exact difference of integral-image entries (so the cost does not grow with the window),
+/// divided the same way.
+pub(crate) fn area_resize_norm(
+    ii: &[u32],
+    iw: usize,
     (x0, y0, cw, ch): (usize, usize, usize, usize),
     dst: &mut [f32],
     (ow, oh): (usize, usize),
     scratch: &mut ResizeScratch,
 ) {
-    let ResizeScratch { tmp, spans } = scratch;
-    if tmp.len() < ch * ow {
-        tmp.resize(ch * ow, 0.0);
+    use super::direct::{simd_level, Simd};
+    let args = (ii, iw, (x0, y0, cw, ch), dst, (ow, oh), scratch);
+    match simd_level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
+        Simd::Avx512 => unsafe { area_resize_avx512(args) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
+        Simd::Avx2 => unsafe { area_resize_avx2(args) },
+        _ => area_resize_impl(args),
     }
-    // Every value of `tmp[..ch * ow]` is written before it is read.
-    let tmp = &mut tmp[..ch * ow];
-    // The source window of every output column (integer divisions hoisted out of the row loop).
+}
+
+/// The arguments of [`area_resize_norm`].
+type ResizeArgs<'a> =
+    (&'a [u32], usize, (usize, usize, usize, usize), &'a mut [f32], (usize, usize), &'a mut ResizeScratch);
+
+/// [`area_resize_impl`] compiled for AVX-512 (the same operations in wider registers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn area_resize_avx512(args: ResizeArgs<'_>) {
+    area_resize_impl(args)
+}
+
+/// [`area_resize_impl`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn area_resize_avx2(args: ResizeArgs<'_>) {
+    area_resize_impl(args)
+}
+
+/// The resize: per output row, the difference of the integral image's rows at the window's
+/// bottom and top edges (column sums from the window's left edge), then per output column the
+/// difference at its window's right and left edges, and the divisions.
+#[inline(always)]
+fn area_resize_impl((ii, iw, (x0, y0, cw, ch), dst, (ow, oh), scratch): ResizeArgs<'_>) {
+    let ResizeScratch { diff, hsum, spans, kw } = scratch;
+    diff.resize(cw + 1, 0);
+    hsum.resize(ow, 0);
     spans.clear();
     spans.extend((0..ow).map(|ox| (ox * cw / ow, ((ox + 1) * cw).div_ceil(ow))));
-    // Horizontal pass: tmp[r, ox] = mean of src row r over the x window of ox.
-    let src_row = |r: usize| &src[(y0 + r) * stride + x0..(y0 + r) * stride + x0 + cw];
-    if ow == cw {
-        for (r, trow) in tmp.chunks_exact_mut(ow).enumerate() {
-            trow.copy_from_slice(src_row(r));
+    kw.clear();
+    kw.extend(spans.iter().map(|&(s, e)| (e - s) as f32));
+    // Integral-image row `y` over the window's columns `x0 ..= x0 + cw`.
+    let row = |y: usize| &ii[y * iw + x0..][..cw + 1];
+    for (oy, drow) in dst[..ow * oh].chunks_exact_mut(ow).enumerate() {
+        let (s, e) = (oy * ch / oh, ((oy + 1) * ch).div_ceil(oh));
+        // Vertical: diff[x] = sum of rows s..e over columns [0, x0 + x) (wrapping; exact
+        // differences below).
+        for ((d, &b), &t) in diff.iter_mut().zip(row(y0 + e)).zip(row(y0 + s)) {
+            *d = b.wrapping_sub(t);
         }
-    } else {
-        // Four rows at a time (independent sums, one span lookup); every sum still adds its window
-        // left to right, as the one-row loop does.
-        let mut blocks = tmp.chunks_exact_mut(4 * ow);
-        let mut r = 0;
-        for block in &mut blocks {
-            let rows = [src_row(r), src_row(r + 1), src_row(r + 2), src_row(r + 3)];
-            let (t0, rest) = block.split_at_mut(ow);
-            let (t1, rest) = rest.split_at_mut(ow);
-            let (t2, t3) = rest.split_at_mut(ow);
-            for (ox, &(s, e)) in spans.iter().enumerate() {
-                let mut a = [rows[0][s], rows[1][s], rows[2][s], rows[3][s]];
-                for j in s + 1..e {
-                    for (acc, row) in a.iter_mut().zip(&rows) {
-                        *acc += row[j];
-                    }
-                }
-                let n = (e - s) as f32;
-                t0[ox] = a[0] / n;
-                t1[ox] = a[1] / n;
-                t2[ox] = a[2] / n;
-                t3[ox] = a[3] / n;
-            }
-            r += 4;
+        // Horizontal: window sums (exact).
+        for (h, &(a, b)) in hsum.iter_mut().zip(spans.iter()) {
+            *h = diff[b].wrapping_sub(diff[a]);
         }
-        for trow in blocks.into_remainder().chunks_exact_mut(ow) {
-            let row = src_row(r);
-            for (t, &(s, e)) in trow.iter_mut().zip(spans.iter()) {
-                let sum: f32 = row[s..e].iter().sum();
-                *t = sum / (e - s) as f32;
-            }
-            r += 1;
-        }
-    }
-    // Vertical pass.
-    for oy in 0..oh {
-        let s = oy * ch / oh;
-        let e = ((oy + 1) * ch).div_ceil(oh);
-        let drow = &mut dst[oy * ow..(oy + 1) * ow];
-        drow.copy_from_slice(&tmp[s * ow..(s + 1) * ow]);
-        for r in s + 1..e {
-            for (d, t) in drow.iter_mut().zip(&tmp[r * ow..(r + 1) * ow]) {
-                *d += *t;
-            }
-        }
-        if e - s > 1 {
-            let inv = (e - s) as f32;
-            for d in drow.iter_mut() {
-                *d /= inv;
-            }
-        }
-    }
-}
-
-/// Sets `v` to `n` values, reusing its allocation; the values are stale (callers overwrite them).
-pub(crate) fn fit_len(v: &mut Vec<f32>, n: usize) {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-    v.truncate(n);
-}
-
-/// Rows of one plane held in blocks of [`RowBlocks::R`], column by column
-/// (`data[(rb·w + x)·R + i]` = row `rb·R + i`, column `x`), for whole-image area resampling that
-/// sums `R` rows at once. Built once per image and shared by every pyramid level.
-#[derive(Debug, Default)]
-pub(crate) struct RowBlocks {
-    data: Vec<f32>,
-    w: usize,
-    h: usize,
-}
-
-/// Reusable buffers of [`RowBlocks::area_resize`].
-#[derive(Debug, Default)]
-pub(crate) struct BlockScratch {
-    /// Horizontal means, row by row (`[row][ox]`, rows padded to whole blocks).
-    tmp: Vec<f32>,
-    spans: Vec<(usize, usize)>,
-    vspans: Vec<(usize, usize)>,
-}
-
-impl RowBlocks {
-    /// Rows per block (the vector width of the horizontal pass).
-    const R: usize = 16;
-
-    /// Refills the blocks from a `w x h` plane (rows past `h` in the last block are zero).
-    pub(crate) fn fill(&mut self, plane: &[f32], w: usize, h: usize) {
-        const R: usize = RowBlocks::R;
-        let nb = h.div_ceil(R);
-        fit_len(&mut self.data, nb * w * R);
-        for (rb, blk) in self.data.chunks_exact_mut(w * R).enumerate() {
-            // Rows past the image (last block) are zero.
-            let rows: [&[f32]; R] = std::array::from_fn(|i| {
-                let y = rb * R + i;
-                if y < h {
-                    &plane[y * w..(y + 1) * w]
-                } else {
-                    &[]
-                }
-            });
-            for (x, col) in blk.chunks_exact_mut(R).enumerate() {
-                for (c, row) in col.iter_mut().zip(&rows) {
-                    *c = row.get(x).copied().unwrap_or(0.0);
-                }
-            }
-        }
-        (self.w, self.h) = (w, h);
-    }
-
-    /// The whole plane area-resampled to `ow x oh` into `dst`: bit for bit what
-    /// [`area_resize_plane`] gives for the full window (every sum is taken in the same order and
-    /// divided the same way), with the horizontal pass done for `R` rows at once.
-    pub(crate) fn area_resize(&self, dst: &mut [f32], size: (usize, usize), scratch: &mut BlockScratch) {
-        use super::direct::{simd_level, Simd};
-        match simd_level() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `simd_level` checked that the CPU supports AVX2 (and FMA, unused here).
-            Simd::Avx2 | Simd::Avx512 => unsafe { self.area_resize_avx2(dst, size, scratch) },
-            _ => self.area_resize_impl(dst, size, scratch),
-        }
-    }
-
-    /// [`Self::area_resize`] compiled for AVX2 (the same operations, in wider registers).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn area_resize_avx2(&self, dst: &mut [f32], size: (usize, usize), scratch: &mut BlockScratch) {
-        self.area_resize_impl(dst, size, scratch)
-    }
-
-    #[inline(always)]
-    fn area_resize_impl(&self, dst: &mut [f32], (ow, oh): (usize, usize), scratch: &mut BlockScratch) {
-        const R: usize = RowBlocks::R;
-        let (w, h) = (self.w, self.h);
-        let hp = h.div_ceil(R) * R;
-        let BlockScratch { tmp, spans, vspans } = scratch;
-        if tmp.len() < ow * hp {
-            tmp.resize(ow * hp, 0.0);
-        }
-        spans.clear();
-        spans.extend((0..ow).map(|ox| (ox * w / ow, ((ox + 1) * w).div_ceil(ow))));
-        vspans.clear();
-        vspans.extend((0..oh).map(|oy| (oy * h / oh, ((oy + 1) * h).div_ceil(oh))));
-        // Horizontal pass: tmp[r][ox] = (src[r][s] + ... + src[r][e-1]) / (e - s), left to right,
-        // for R rows at once.
-        for (rb, blk) in self.data.chunks_exact(w * R).enumerate() {
-            let rows = &mut tmp[rb * R * ow..(rb + 1) * R * ow];
-            for (ox, &(s, e)) in spans.iter().enumerate() {
-                let mut a = [0.0f32; R];
-                a.copy_from_slice(&blk[s * R..(s + 1) * R]);
-                for v in blk[(s + 1) * R..e * R].chunks_exact(R) {
-                    for (ai, vi) in a.iter_mut().zip(v) {
-                        *ai += *vi;
-                    }
-                }
-                let n = (e - s) as f32;
-                for (i, ai) in a.iter().enumerate() {
-                    rows[i * ow + ox] = *ai / n;
-                }
-            }
-        }
-        // Vertical pass, whole rows at once.
-        for (drow, &(s, e)) in dst.chunks_exact_mut(ow).zip(vspans.iter()) {
-            drow.copy_from_slice(&tmp[s * ow..(s + 1) * ow]);
-            for r in s + 1..e {
-                for (d, t) in drow.iter_mut().zip(&tmp[r * ow..(r + 1) * ow]) {
-                    *d += *t;
-                }
-            }
-            if e - s > 1 {
-                let n = (e - s) as f32;
-                for d in drow.iter_mut() {
-                    *d /= n;
-                }
-            }
+        // PyTorch: sum / kh / kw, then facenet-pytorch's normalisation.
+        let kh = (e - s) as f32;
+        for ((d, &h), &w) in drow.iter_mut().zip(hsum.iter()).zip(kw.iter()) {
+            *d = (h as f32 / kh / w - 127.5) * 0.0078125;
         }
     }
 }
@@ -353,42 +268,119 @@ pub(crate) fn pad_window(b: &Cand, w: usize, h: usize) -> Option<(usize, usize, 
 mod tests {
     use super::*;
 
-    #[test]
-    fn area_resize_matches_hand_values() {
-        // 4x1 -> 3x1: windows [0,2), [1,3), [2,4).
-        let src = [0.0, 3.0, 6.0, 9.0];
-        let mut dst = [0.0; 3];
-        let mut tmp = ResizeScratch::default();
-        area_resize_plane(&src, 4, (0, 0, 4, 1), &mut dst, (3, 1), &mut tmp);
-        assert_eq!(dst, [1.5, 4.5, 7.5]);
-        // 2x2 -> 1x1 mean; 1x1 -> 2x2 replicate.
-        let mut d1 = [0.0; 1];
-        area_resize_plane(&[1.0, 2.0, 3.0, 6.0], 2, (0, 0, 2, 2), &mut d1, (1, 1), &mut tmp);
-        assert_eq!(d1, [3.0]);
-        let mut d4 = [0.0; 4];
-        area_resize_plane(&[5.0], 1, (0, 0, 1, 1), &mut d4, (2, 2), &mut tmp);
-        assert_eq!(d4, [5.0; 4]);
+    /// PyTorch's adaptive average pooling on one plane, written out: the window sum in `f64`
+    /// (exact), then `/ kh / kw` in `f32`, then facenet-pytorch's normalisation.
+    fn textbook(
+        src: &[u8],
+        stride: usize,
+        (x0, y0, cw, ch): (usize, usize, usize, usize),
+        (ow, oh): (usize, usize),
+    ) -> Vec<f32> {
+        let mut out = Vec::new();
+        for oy in 0..oh {
+            let (sy, ey) = ((oy * ch) / oh, ((oy + 1) * ch).div_ceil(oh));
+            for ox in 0..ow {
+                let (sx, ex) = ((ox * cw) / ow, ((ox + 1) * cw).div_ceil(ow));
+                let mut sum = 0.0f64;
+                for y in sy..ey {
+                    for x in sx..ex {
+                        sum += f64::from(src[(y0 + y) * stride + x0 + x]);
+                    }
+                }
+                let v = sum as f32 / (ey - sy) as f32 / (ex - sx) as f32;
+                out.push((v - 127.5) * 0.0078125);
+            }
+        }
+        out
     }
 
     #[test]
-    fn row_blocks_resize_is_bitwise_the_separable_resize() {
+    fn area_resize_matches_hand_values() {
+        let norm = |v: f32| (v - 127.5) * 0.0078125;
+        let mut tmp = ResizeScratch::default();
+        let mut ii = [Vec::new()];
+        let mut resize = |src: &[u8], (w, h): (usize, usize), dst: &mut [f32], (ow, oh): (usize, usize)| {
+            integral_images(src, w, h, &mut ii);
+            area_resize_norm(&ii[0], w + 1, (0, 0, w, h), dst, (ow, oh), &mut tmp);
+        };
+        // 4x1 -> 3x1: windows [0,2), [1,3), [2,4).
+        let mut dst = [0.0; 3];
+        resize(&[0, 3, 6, 9], (4, 1), &mut dst, (3, 1));
+        assert_eq!(dst, [norm(1.5), norm(4.5), norm(7.5)]);
+        // 2x2 -> 1x1 mean; 1x1 -> 2x2 replicate.
+        let mut d1 = [0.0; 1];
+        resize(&[1, 2, 3, 6], (2, 2), &mut d1, (1, 1));
+        assert_eq!(d1, [norm(3.0)]);
+        let mut d4 = [0.0; 4];
+        resize(&[5], (1, 1), &mut d4, (2, 2));
+        assert_eq!(d4, [norm(5.0); 4]);
+        // 3x3 -> 1x1: 10/3/3 rounded twice (PyTorch), not 10/9.
+        resize(&[1, 1, 1, 1, 2, 1, 1, 1, 1], (3, 3), &mut d1, (1, 1));
+        assert_eq!(d1, [norm(10.0f32 / 3.0 / 3.0)]);
+    }
+
+    #[test]
+    fn area_resize_is_bitwise_pytorchs_formula() {
         let (w, h) = (53, 37);
         let mut st = 7u64;
-        let src: Vec<f32> = (0..w * h)
+        let src: Vec<u8> = (0..w * h)
             .map(|_| {
                 st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((st >> 33) % 256) as f32
+                (st >> 56) as u8
             })
             .collect();
-        let mut blocks = RowBlocks::default();
-        blocks.fill(&src, w, h);
-        let (mut t1, mut t2) = (ResizeScratch::default(), BlockScratch::default());
-        for (ow, oh) in [(53, 37), (38, 27), (27, 19), (12, 12), (5, 3), (1, 1), (60, 40)] {
-            let mut want = vec![0.0f32; ow * oh];
-            area_resize_plane(&src, w, (0, 0, w, h), &mut want, (ow, oh), &mut t1);
+        let mut tmp = ResizeScratch::default();
+        let mut iis = [Vec::new()];
+        integral_images(&src, w, h, &mut iis);
+        let ii = &iis[0];
+        assert_eq!(ii.len(), (w + 1) * (h + 1));
+        // Three interleaved channels give the same three images.
+        let rgb: Vec<u8> = src.iter().flat_map(|&v| [v, v.wrapping_mul(3), 255 - v]).collect();
+        let mut three = [vec![7u32; 5], Vec::new(), Vec::new()];
+        integral_images(&rgb, w, h, &mut three);
+        for (c, t) in three.iter().enumerate() {
+            let plane: Vec<u8> = rgb.iter().skip(c).step_by(3).copied().collect();
+            let mut one = [vec![9u32; 3000]];
+            integral_images(&plane, w, h, &mut one);
+            assert_eq!(t, &one[0], "channel {c}");
+        }
+        // The integral image against plain sums at a few corners.
+        for (x, y) in [(0, 0), (1, 1), (53, 37), (20, 5), (7, 30)] {
+            let want: u32 = (0..y)
+                .flat_map(|yy| (0..x).map(move |xx| (xx, yy)))
+                .map(|(xx, yy)| u32::from(src[yy * w + xx]))
+                .sum();
+            assert_eq!(ii[y * (w + 1) + x], want, "({x}, {y})");
+        }
+        let full = (0, 0, w, h);
+        let cases = [
+            (full, (53, 37)),
+            (full, (38, 27)),
+            (full, (27, 19)),
+            (full, (12, 12)),
+            (full, (5, 3)),
+            (full, (1, 1)),
+            (full, (60, 40)),
+            ((3, 4, 30, 21), (24, 24)),
+            ((10, 2, 17, 17), (48, 48)),
+            ((0, 20, 53, 17), (24, 24)),
+        ];
+        for (win, (ow, oh)) in cases {
+            let want = textbook(&src, w, win, (ow, oh));
             let mut got = vec![f32::NAN; ow * oh];
-            blocks.area_resize(&mut got, (ow, oh), &mut t2);
-            assert_eq!(got, want, "{ow}x{oh}");
+            area_resize_norm(ii, w + 1, win, &mut got, (ow, oh), &mut tmp);
+            assert_eq!(got, want, "{win:?} -> {ow}x{oh}");
+            // Each instruction path, whatever this CPU runs by default.
+            let mut got = vec![f32::NAN; ow * oh];
+            area_resize_impl((ii, w + 1, win, &mut got, (ow, oh), &mut tmp));
+            assert_eq!(got, want, "portable {win:?} -> {ow}x{oh}");
+            #[cfg(target_arch = "x86_64")]
+            if super::super::direct::simd_level() == super::super::direct::Simd::Avx512 {
+                let mut got = vec![f32::NAN; ow * oh];
+                // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked above).
+                unsafe { area_resize_avx512((ii, w + 1, win, &mut got, (ow, oh), &mut tmp)) };
+                assert_eq!(got, want, "AVX-512 {win:?} -> {ow}x{oh}");
+            }
         }
     }
 
