@@ -911,6 +911,30 @@ mod tests {
 
     /// One layer against the textbook definition, on a compact map and on a map with a row
     /// stride wider than its valid width.
+    /// Asserts that channels-last `got` (`co` channels a pixel, rows of `stride` pixels) holds the
+    /// textbook convolution `want` (`(cout, ho, wo)`, channel-first) to 1e-4 relative.
+    fn assert_matches_textbook(
+        got: &[f32],
+        co: usize,
+        stride: usize,
+        want: &[f32],
+        (cout, ho, wo): (usize, usize, usize),
+        what: &str,
+    ) {
+        for o in 0..cout {
+            for y in 0..ho {
+                for xx in 0..wo {
+                    let g = got[(y * stride + xx) * co + o];
+                    let t = want[(o * ho + y) * wo + xx];
+                    assert!(
+                        (g - t).abs() < 1e-4 * (1.0 + t.abs()),
+                        "{what}, channel {o} ({y}, {xx}): {g} vs {t}"
+                    );
+                }
+            }
+        }
+    }
+
     fn check_layer<const CIN: usize, const CS: usize, const CO: usize, const K: usize>(
         cout: usize,
         (h, w): (usize, usize),
@@ -950,18 +974,7 @@ mod tests {
                 let n = round_tile(od.span());
                 let mut got = vec![f32::NAN; n * CO];
                 kernel(&conv, input, d.stride, 0, &mut got);
-                for o in 0..cout {
-                    for y in 0..ho {
-                        for xx in 0..wo {
-                            let g = got[(y * od.stride + xx) * CO + o];
-                            let t = want[(o * ho + y) * wo + xx];
-                            assert!(
-                                (g - t).abs() < 1e-4 * (1.0 + t.abs()),
-                                "kernel {ki} channel {o}: {g} vs {t}"
-                            );
-                        }
-                    }
-                }
+                assert_matches_textbook(&got, CO, od.stride, &want, (cout, ho, wo), &format!("kernel {ki}"));
             }
             // The AVX-512 kernels, every tile shape that applies to this layer, where the CPU has
             // them: bit for bit the portable FMA kernel (checked against the textbook above).
@@ -1038,18 +1051,14 @@ mod tests {
                 let mut got = Vec::new();
                 let od = conv.forward(input, d, &mut got, par);
                 assert_eq!((od.h, od.w, od.stride), (ho, wo, d.stride));
-                for o in 0..cout {
-                    for y in 0..ho {
-                        for xx in 0..wo {
-                            let g = got[(y * od.stride + xx) * CO + o];
-                            let t = want[(o * ho + y) * wo + xx];
-                            assert!(
-                                (g - t).abs() < 1e-4 * (1.0 + t.abs()),
-                                "channel {o} ({y}, {xx}): {g} vs {t}"
-                            );
-                        }
-                    }
-                }
+                assert_matches_textbook(
+                    &got,
+                    CO,
+                    od.stride,
+                    &want,
+                    (cout, ho, wo),
+                    &format!("parallel {par}"),
+                );
             }
         }
     }
