@@ -607,6 +607,9 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
 /// Images smaller than this many pixels are iterated on one thread.
 const PAR_MIN_PIXELS: usize = 1024;
 
+/// Held while a parallel region runs on the rayon pool (see [`IterCtx::iterate`]).
+static REGION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The constants of one warp's outer/inner iterations.
 struct IterCtx<'a> {
     w: usize,
@@ -675,6 +678,11 @@ impl IterCtx<'_> {
         }
         // On the pool's own workers (one call each), not on extra threads: the pool's workers
         // would otherwise spin looking for work next to the region's threads, on the same cores.
+        // One region at a time per process: the region's workers spin at its barriers, so two
+        // regions whose jobs reached the workers in different orders would wait for each other
+        // forever. Callers outside the pool queue here (a pool worker never takes this lock:
+        // inside the pool the iterations stay on the calling thread, above).
+        let _region = REGION.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         rayon::broadcast(|ctx| {
             if let Some(&band) = bands.get(ctx.index()) {
                 self.worker(&shared, ctx.index(), band);

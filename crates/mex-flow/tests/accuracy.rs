@@ -155,6 +155,26 @@ fn invalid_inputs_are_typed_errors() {
 }
 
 #[test]
+fn tvl1_from_concurrent_threads_finishes_with_the_same_flow() {
+    // Several callers outside the rayon pool at once: their parallel regions take turns on the
+    // pool (two at once could wait for each other at their barriers), with identical results.
+    let (f0, f1, _) = synth::deformed_pair(64, 64, 1.5, 9);
+    let est = std::sync::Arc::new(TvL1Config::default().build().unwrap());
+    let want = est.estimate(&f0, &f1).unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (est, f0, f1) = (est.clone(), f0.clone(), f1.clone());
+            std::thread::spawn(move || (0..4).map(|_| est.estimate(&f0, &f1).unwrap()).collect::<Vec<_>>())
+        })
+        .collect();
+    for h in handles {
+        for got in h.join().unwrap() {
+            assert_eq!(got, want);
+        }
+    }
+}
+
+#[test]
 fn tvl1_is_deterministic_across_thread_counts() {
     let (f0, f1, _) = synth::deformed_pair(64, 64, 2.0, 5);
     let est = TvL1Config::default().build().unwrap();
