@@ -911,6 +911,30 @@ mod tests {
 
     /// One layer against the textbook definition, on a compact map and on a map with a row
     /// stride wider than its valid width.
+    /// Asserts that the valid pixels of channels-last `got` equal `reference` bit for bit (`co`
+    /// channels a pixel, rows of `stride` pixels, `(cout, ho, wo)` valid).
+    fn assert_same_bits(
+        got: &[f32],
+        reference: &[f32],
+        co: usize,
+        stride: usize,
+        (cout, ho, wo): (usize, usize, usize),
+        what: &str,
+    ) {
+        for y in 0..ho {
+            for xx in 0..wo {
+                let i = (y * stride + xx) * co;
+                for o in 0..cout {
+                    assert_eq!(
+                        got[i + o].to_bits(),
+                        reference[i + o].to_bits(),
+                        "{what}, channel {o} ({y}, {xx})"
+                    );
+                }
+            }
+        }
+    }
+
     /// Asserts that channels-last `got` (`co` channels a pixel, rows of `stride` pixels) holds the
     /// textbook convolution `want` (`(cout, ho, wo)`, channel-first) to 1e-4 relative.
     fn assert_matches_textbook(
@@ -999,18 +1023,14 @@ mod tests {
                     tested += 1;
                     let mut got = vec![f32::NAN; n * CO];
                     kernel(&conv, input, d.stride, 0, &mut got);
-                    for y in 0..ho {
-                        for xx in 0..wo {
-                            let i = (y * od.stride + xx) * CO;
-                            for o in 0..cout {
-                                assert_eq!(
-                                    got[i + o].to_bits(),
-                                    reference[i + o].to_bits(),
-                                    "zmm kernel with {nb} blocks, channel {o} ({y}, {xx})"
-                                );
-                            }
-                        }
-                    }
+                    assert_same_bits(
+                        &got,
+                        &reference,
+                        CO,
+                        od.stride,
+                        (cout, ho, wo),
+                        &format!("zmm kernel, {nb} blocks"),
+                    );
                 }
                 assert!(tested >= 1 && (CO / LANES).is_multiple_of(DConv::<CIN, CS, CO, K>::NB));
                 // Row tiles (3 and 9 pixels), every block count that applies: the valid pixels
@@ -1033,18 +1053,14 @@ mod tests {
                     }
                     let mut got = vec![f32::NAN; n * CO];
                     kernel(&conv, input, od, &mut got);
-                    for y in 0..ho {
-                        for xx in 0..wo {
-                            let i = (y * od.stride + xx) * CO;
-                            for o in 0..cout {
-                                assert_eq!(
-                                    got[i + o].to_bits(),
-                                    reference[i + o].to_bits(),
-                                    "row kernel {ri}, channel {o} ({y}, {xx})"
-                                );
-                            }
-                        }
-                    }
+                    assert_same_bits(
+                        &got,
+                        &reference,
+                        CO,
+                        od.stride,
+                        (cout, ho, wo),
+                        &format!("row kernel {ri}"),
+                    );
                 }
             }
             for par in [false, true] {
