@@ -289,27 +289,46 @@ impl Mtcnn {
         kept.into_iter().map(|(b, _)| b).collect()
     }
 
+    /// Crops every box to `size x size` (see [`Self::crops`]), runs `net` on batches of at most
+    /// `STAGE_BATCH` crops and hands each kept box with its network output to `keep`, in order.
+    fn run_on_crops<O>(
+        &self,
+        im: &Image3,
+        boxes: &[Cand],
+        size: usize,
+        net: impl Fn(&[f32]) -> Result<Vec<O>>,
+        mut keep: impl FnMut(Cand, &O),
+    ) -> Result<()> {
+        let per = 3 * size * size;
+        with_scratch(&CROP_BATCH, |buf| {
+            let boxes = self.crops(im, boxes, size, buf);
+            for (ci, chunk) in buf[..boxes.len() * per].chunks(STAGE_BATCH * per).enumerate() {
+                for (k, o) in net(chunk)?.iter().enumerate() {
+                    keep(boxes[ci * STAGE_BATCH + k], o);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// R-Net on 24x24 crops, threshold, NMS 0.7, regression, squaring.
     fn stage2(&self, im: &Image3, boxes: Vec<Cand>) -> Result<Vec<Cand>> {
         if boxes.is_empty() {
             return Ok(boxes);
         }
-        let per = 3 * 24 * 24;
-        let cands = with_scratch(&CROP_BATCH, |buf| -> Result<Vec<Cand>> {
-            let boxes = self.crops(im, &boxes, 24, buf);
-            let mut cands = Vec::new();
-            for (ci, chunk) in buf[..boxes.len() * per].chunks(STAGE_BATCH * per).enumerate() {
-                let out = self.rnet.run(chunk)?;
-                for (k, o) in out.iter().enumerate() {
-                    let score = o[4];
-                    if score > self.config.thresholds[1] {
-                        let b = boxes[ci * STAGE_BATCH + k];
-                        cands.push([b[0], b[1], b[2], b[3], score, o[0], o[1], o[2], o[3]]);
-                    }
+        let mut cands = Vec::new();
+        self.run_on_crops(
+            im,
+            &boxes,
+            24,
+            |c| self.rnet.run(c),
+            |b, o| {
+                let score = o[4];
+                if score > self.config.thresholds[1] {
+                    cands.push([b[0], b[1], b[2], b[3], score, o[0], o[1], o[2], o[3]]);
                 }
-            }
-            Ok(cands)
-        })?;
+            },
+        )?;
         let pick = nms_torchvision(&cands, 0.7);
         Ok(pick
             .into_iter()
@@ -328,33 +347,30 @@ impl Mtcnn {
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
-        let per = 3 * 48 * 48;
-        let (cands, points) = with_scratch(&CROP_BATCH, |buf| -> Result<(Vec<Cand>, Vec<[f32; 10]>)> {
-            let boxes = self.crops(im, &boxes, 48, buf);
-            let mut cands: Vec<Cand> = Vec::new();
-            let mut points: Vec<[f32; 10]> = Vec::new();
-            for (ci, chunk) in buf[..boxes.len() * per].chunks(STAGE_BATCH * per).enumerate() {
-                let out = self.onet.run(chunk)?;
-                for (k, o) in out.iter().enumerate() {
-                    let score = o[14];
-                    if score > self.config.thresholds[2] {
-                        let b = boxes[ci * STAGE_BATCH + k];
-                        let wi = b[2] - b[0] + 1.0;
-                        let hi = b[3] - b[1] + 1.0;
-                        let mut p = [0.0f32; 10];
-                        for j in 0..5 {
-                            p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
-                            p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
-                        }
-                        let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
-                        bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
-                        cands.push(c);
-                        points.push(p);
+        let mut cands: Vec<Cand> = Vec::new();
+        let mut points: Vec<[f32; 10]> = Vec::new();
+        self.run_on_crops(
+            im,
+            &boxes,
+            48,
+            |c| self.onet.run(c),
+            |b, o| {
+                let score = o[14];
+                if score > self.config.thresholds[2] {
+                    let wi = b[2] - b[0] + 1.0;
+                    let hi = b[3] - b[1] + 1.0;
+                    let mut p = [0.0f32; 10];
+                    for j in 0..5 {
+                        p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
+                        p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
                     }
+                    let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
+                    bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                    cands.push(c);
+                    points.push(p);
                 }
-            }
-            Ok((cands, points))
-        })?;
+            },
+        )?;
         let pick = nms_min(&cands, 0.7);
         let mut faces = Vec::with_capacity(pick.len());
         for i in pick {
