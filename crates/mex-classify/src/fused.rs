@@ -796,20 +796,34 @@ fn forward_sample_impl(
     io: SampleIo<'_>,
     sc: &mut PoolScratch,
     conv: impl Fn(&BlockGeom, &[f32], &[f32], &[f32], &mut [f32]),
+    pool: impl Fn(&BlockGeom, &[f32], &FwdParams<'_>, &mut [f32], Option<&mut [u32]>, &mut PoolScratch),
 ) -> bool {
     let finite = pad_sample(g, io.x, io.xp);
     conv(g, io.xp, p.wt, p.bias, io.act);
     if let Some(sums) = io.sums {
         sample_moments(g, io.act, sums);
     }
-    pool_channels(g, io.act, p.scale, p.shift, io.out, io.arg, sc);
+    pool(g, io.act, p, io.out, io.arg, sc);
     finite
+}
+
+/// [`pool_channels`] with the parameters of a forward pass.
+#[inline(always)]
+fn pool_fwd(
+    g: &BlockGeom,
+    act: &[f32],
+    p: &FwdParams<'_>,
+    out: &mut [f32],
+    arg: Option<&mut [u32]>,
+    sc: &mut PoolScratch,
+) {
+    pool_channels(g, act, p.scale, p.shift, out, arg, sc);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) -> bool {
-    forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>)
+    forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>, pool_fwd)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -828,31 +842,33 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
         zero_unused_columns(g, act);
     };
     if !pool3_avx512_fits(g) {
-        return forward_sample_impl(g, p, io, sc, conv);
+        return forward_sample_impl(g, p, io, sc, conv, pool_fwd);
     }
     // The pooling (with its arg-max in training) in vector registers.
-    if sc.ywin.len() != g.ph() {
-        sc.prepare(g);
-    }
-    let finite = pad_sample(g, io.x, io.xp);
-    conv(g, io.xp, p.wt, p.bias, io.act);
-    if let Some(sums) = io.sums {
-        sample_moments(g, io.act, sums);
-    }
-    let (pout, per) = (g.plane_out(), g.ph() * g.pw());
-    let mut arg = io.arg;
-    for o in 0..g.cout {
-        let map = &io.act[o * pout..(o + 1) * pout];
-        let dst = &mut io.out[o * per..(o + 1) * per];
-        let ar = arg.as_deref_mut().and_then(|a| a.get_mut(o * per..(o + 1) * per));
-        let ab = (p.scale[o], p.shift[o]);
-        if ab.0 < 0.0 {
-            pool3_avx512::<true>(g, map, ab, dst, ar, &sc.ywin);
-        } else {
-            pool3_avx512::<false>(g, map, ab, dst, ar, &sc.ywin);
+    let pool = |g: &BlockGeom,
+                act: &[f32],
+                p: &FwdParams<'_>,
+                out: &mut [f32],
+                mut arg: Option<&mut [u32]>,
+                sc: &mut PoolScratch| {
+        if sc.ywin.len() != g.ph() {
+            sc.prepare(g);
         }
-    }
-    finite
+        let (pout, per) = (g.plane_out(), g.ph() * g.pw());
+        for o in 0..g.cout {
+            let map = &act[o * pout..(o + 1) * pout];
+            let dst = &mut out[o * per..(o + 1) * per];
+            let ar = arg.as_deref_mut().and_then(|a| a.get_mut(o * per..(o + 1) * per));
+            let ab = (p.scale[o], p.shift[o]);
+            // (The closure has this function's CPU features, those of `pool3_avx512`.)
+            if ab.0 < 0.0 {
+                pool3_avx512::<true>(g, map, ab, dst, ar, &sc.ywin);
+            } else {
+                pool3_avx512::<false>(g, map, ab, dst, ar, &sc.ywin);
+            }
+        }
+    };
+    forward_sample_impl(g, p, io, sc, conv, pool)
 }
 
 /// Whether [`pool3_avx512`] handles `g`: pooling 3/3/1 over maps 17 to 32 columns wide (two
@@ -1059,7 +1075,7 @@ fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut P
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX-512F and FMA.
         Simd::Avx512 => unsafe { forward_sample_avx512(g, p, io, sc) },
-        Simd::Base => forward_sample_impl(g, p, io, sc, conv_sample::<false, CH, CONV_OB>),
+        Simd::Base => forward_sample_impl(g, p, io, sc, conv_sample::<false, CH, CONV_OB>, pool_fwd),
     }
 }
 
