@@ -799,12 +799,13 @@ fn forward_sample_impl(
     io: SampleIo<'_>,
     sc: &mut PoolScratch,
     conv: impl Fn(&BlockGeom, &[f32], &[f32], &[f32], &mut [f32]),
+    moments: impl Fn(&BlockGeom, &[f32], &mut [f64]),
     pool: impl Fn(&BlockGeom, &[f32], &FwdParams<'_>, &mut [f32], Option<&mut [u32]>, &mut PoolScratch),
 ) -> bool {
     let finite = pad_sample(g, io.x, io.xp);
     conv(g, io.xp, p.wt, p.bias, io.act);
     if let Some(sums) = io.sums {
-        sample_moments(g, io.act, sums);
+        moments(g, io.act, sums);
     }
     pool(g, io.act, p, io.out, io.arg, sc);
     finite
@@ -826,7 +827,7 @@ fn pool_fwd(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_sample_avx2(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut PoolScratch) -> bool {
-    forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>, pool_fwd)
+    forward_sample_impl(g, p, io, sc, conv_sample::<true, CH, CONV_OB>, sample_moments, pool_fwd)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -844,8 +845,9 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
         }
         zero_unused_columns(g, act);
     };
+    let moments = |g: &BlockGeom, act: &[f32], sums: &mut [f64]| moments_avx512(g, act, sums);
     if !pool3_avx512_fits(g) {
-        return forward_sample_impl(g, p, io, sc, conv, pool_fwd);
+        return forward_sample_impl(g, p, io, sc, conv, moments, pool_fwd);
     }
     // The pooling (with its arg-max in training) in vector registers.
     let pool = |g: &BlockGeom,
@@ -871,7 +873,39 @@ fn forward_sample_avx512(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc:
             }
         }
     };
-    forward_sample_impl(g, p, io, sc, conv, pool)
+    forward_sample_impl(g, p, io, sc, conv, moments, pool)
+}
+
+/// [`sample_moments`] in AVX-512 registers: the same lane-wise adds and products in the same
+/// order, and the same sequential sums of the lanes, so the sums are bitwise equal (tested).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn moments_avx512(g: &BlockGeom, act: &[f32], sums: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let pout = g.plane_out();
+    let lanes = |v: __m512| {
+        let mut l = [0f32; 16];
+        // SAFETY: 16 floats written to a 16-float array.
+        unsafe { _mm512_storeu_ps(l.as_mut_ptr(), v) };
+        l.iter().sum::<f32>()
+    };
+    for (o, map) in act.chunks_exact(pout).take(g.cout).enumerate() {
+        let (mut s1, mut s2) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let chunks = map.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            // SAFETY: `c` holds 16 floats.
+            let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+            s1 = _mm512_add_ps(s1, v);
+            s2 = _mm512_add_ps(s2, _mm512_mul_ps(v, v));
+        }
+        let tail1: f32 = rest.iter().sum();
+        let tail2: f32 = rest.iter().map(|v| v * v).sum();
+        if let Some(s) = sums.get_mut(2 * o..2 * o + 2) {
+            s[0] += (lanes(s1) + tail1) as f64;
+            s[1] += (lanes(s2) + tail2) as f64;
+        }
+    }
 }
 
 /// Whether [`pool3_avx512`] handles `g`: pooling 3/3/1 over maps 17 to 32 columns wide (two
@@ -1078,7 +1112,9 @@ fn forward_sample(g: &BlockGeom, p: &FwdParams<'_>, io: SampleIo<'_>, sc: &mut P
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `simd_level` checked that the CPU supports AVX-512F and FMA.
         Simd::Avx512 => unsafe { forward_sample_avx512(g, p, io, sc) },
-        Simd::Base => forward_sample_impl(g, p, io, sc, conv_sample::<false, CH, CONV_OB>, pool_fwd),
+        Simd::Base => {
+            forward_sample_impl(g, p, io, sc, conv_sample::<false, CH, CONV_OB>, sample_moments, pool_fwd)
+        }
     }
 }
 
@@ -1381,21 +1417,37 @@ impl FusedOp {
             candle_core::bail!("fused block: gradient has {} values, expected {}", gout.len(), n * npool)
         }
         let gamma = &p[nw + o..nw + 2 * o];
-        // dbeta and dgamma from the pooled positions (the scattered gradient is zero elsewhere).
-        let (mut dbeta, mut dgamma) = (vec![0f64; o], vec![0f64; o]);
+        // dbeta and dgamma from the pooled positions (the scattered gradient is zero elsewhere):
+        // per sample and channel in f32, then in f64 per block of samples, then over the blocks
+        // in order (fixed blocks: the same sums for any thread count).
         let (pout, per) = (g.plane_out(), g.ph() * g.pw());
-        for b in 0..n {
-            for ch in 0..o {
-                let j0 = b * npool + ch * per;
-                let map = &c.act[(b * o + ch) * pout..(b * o + ch + 1) * pout];
-                let (m, is) = (c.stats.mean[ch], c.invstd[ch]);
-                let (mut sb, mut sg) = (0f32, 0f32);
-                for (&i, &gv) in c.arg[j0..j0 + per].iter().zip(&gout[j0..j0 + per]) {
-                    sb += gv;
-                    sg += gv * (map[i as usize] - m) * is;
+        let (act, arg, stats, invstd) = (&c.act, &c.arg, &c.stats, &c.invstd);
+        let block_sums: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|blk| {
+                let mut acc = vec![0f64; 2 * o];
+                for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
+                    for ch in 0..o {
+                        let j0 = b * npool + ch * per;
+                        let map = &act[(b * o + ch) * pout..(b * o + ch + 1) * pout];
+                        let (m, is) = (stats.mean[ch], invstd[ch]);
+                        let (mut sb, mut sg) = (0f32, 0f32);
+                        for (&i, &gv) in arg[j0..j0 + per].iter().zip(&gout[j0..j0 + per]) {
+                            sb += gv;
+                            sg += gv * (map.get(i as usize).copied().unwrap_or(0.0) - m) * is;
+                        }
+                        acc[2 * ch] += sb as f64;
+                        acc[2 * ch + 1] += sg as f64;
+                    }
                 }
-                dbeta[ch] += sb as f64;
-                dgamma[ch] += sg as f64;
+                acc
+            })
+            .collect();
+        let (mut dbeta, mut dgamma) = (vec![0f64; o], vec![0f64; o]);
+        for part in &block_sums {
+            for ch in 0..o {
+                dbeta[ch] += part[2 * ch];
+                dgamma[ch] += part[2 * ch + 1];
             }
         }
         let cnt = c.stats.count as f64;
@@ -1714,6 +1766,28 @@ mod tests {
             assert_eq!(got_b, want_b, "bias gradient, pad {pad}, cout {cout}");
             assert_eq!(got_w, want_w, "weight gradient, pad {pad}, cout {cout}");
             assert!(want_w.iter().enumerate().any(|(i, &v)| v != i as f32 * 1e-3), "gradient not computed");
+        }
+    }
+
+    /// The AVX-512 moments against the generic ones: bitwise equal sums (maps of stride 32, 30
+    /// and 28, so with and without a scalar tail).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn moments_avx512_match_sample_moments_bitwise() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for pad in [2, 1, 0] {
+            let g = BlockGeom { pad, ..geom() };
+            let act: Vec<f32> =
+                (0..g.cout * g.plane_out()).map(|_| (rng.random::<f32>() * 3.0 - 1.0).max(0.0)).collect();
+            let (mut want, mut got) = (vec![0.5f64; 2 * g.cout], vec![0.5f64; 2 * g.cout]);
+            sample_moments(&g, &act, &mut want);
+            // SAFETY: AVX-512F checked above.
+            unsafe { moments_avx512(&g, &act, &mut got) };
+            assert_eq!(got, want, "pad {pad}");
         }
     }
 
