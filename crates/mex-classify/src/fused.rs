@@ -193,6 +193,8 @@ pub struct FusedCache {
     act: Vec<f32>,
     /// Per pooled output, the index of its maximum within the map.
     arg: Vec<u32>,
+    /// The map value at each pooled output's arg-max, `batch × cout × ph × pw`.
+    pooled: Vec<f32>,
     /// Batch statistics of the last forward pass.
     stats: BatchStats,
     invstd: Vec<f32>,
@@ -1385,10 +1387,14 @@ impl FusedOp {
         let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
         // out holds dir * raw maximum; dir * dir = 1 exactly.
         let per = g.ph() * g.pw();
-        out.par_chunks_mut(npool).for_each(|os| {
-            for (ch, vals) in os.chunks_exact_mut(per).enumerate() {
+        // The raw maxima are kept for the backward pass (`dir * v` is exactly the map's value at
+        // the arg-max), so that it need not gather them from the maps.
+        c.pooled.resize(n * npool, 0.0);
+        out.par_chunks_mut(npool).zip(c.pooled.par_chunks_mut(npool)).for_each(|(os, raw)| {
+            for (ch, (vals, raw)) in os.chunks_exact_mut(per).zip(raw.chunks_exact_mut(per)).enumerate() {
                 let (a, b) = (scale[ch] * dirs[ch], shift[ch]);
-                for v in vals {
+                for (v, r) in vals.iter_mut().zip(raw) {
+                    *r = *v * dirs[ch];
                     *v = fma::<false>(*v, a, b);
                 }
             }
@@ -1421,7 +1427,7 @@ impl FusedOp {
         // per sample and channel in f32, then in f64 per block of samples, then over the blocks
         // in order (fixed blocks: the same sums for any thread count).
         let (pout, per) = (g.plane_out(), g.ph() * g.pw());
-        let (act, arg, stats, invstd) = (&c.act, &c.arg, &c.stats, &c.invstd);
+        let (pooled, stats, invstd) = (&c.pooled, &c.stats, &c.invstd);
         let block_sums: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK))
             .into_par_iter()
             .map(|blk| {
@@ -1429,12 +1435,11 @@ impl FusedOp {
                 for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
                     for ch in 0..o {
                         let j0 = b * npool + ch * per;
-                        let map = &act[(b * o + ch) * pout..(b * o + ch + 1) * pout];
                         let (m, is) = (stats.mean[ch], invstd[ch]);
                         let (mut sb, mut sg) = (0f32, 0f32);
-                        for (&i, &gv) in arg[j0..j0 + per].iter().zip(&gout[j0..j0 + per]) {
+                        for (&a, &gv) in pooled[j0..j0 + per].iter().zip(&gout[j0..j0 + per]) {
                             sb += gv;
-                            sg += gv * (map.get(i as usize).copied().unwrap_or(0.0) - m) * is;
+                            sg += gv * (a - m) * is;
                         }
                         acc[2 * ch] += sb as f64;
                         acc[2 * ch + 1] += sg as f64;
