@@ -423,6 +423,105 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<
     x.mul(&mask)
 }
 
+/// Dropout followed by 2x2 average pooling (stride 2, floor mode) of an `(N, C, H, W)` f32
+/// tensor, as one op: the same values and gradients as `dropout(x, p, rng)?.avg_pool2d(2)`
+/// (the same mask draws, the same sums in the same order, the same backward products), without
+/// the mask tensor and the intermediate maps and their backward passes. STSTNet's head.
+pub fn dropout_avg_pool2(x: &Tensor, p: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
+    if !(0.0..1.0).contains(&p) {
+        candle_core::bail!("dropout probability must be in [0, 1), got {p}")
+    }
+    if p == 0.0 {
+        return x.avg_pool2d(2);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    if h < 2 || w < 2 {
+        candle_core::bail!("dropout_avg_pool2: input {h}x{w} is smaller than the 2x2 window")
+    }
+    let scale = 1.0 / (1.0 - p);
+    // The same draws and comparisons as [`dropout`].
+    let mut words = vec![0u32; x.elem_count()];
+    rng.fill(&mut words[..]);
+    let mask: Vec<f32> = words
+        .iter()
+        .map(|&u| if ((u >> 8) as f32) * (1.0 / (1u32 << 24) as f32) < p { 0.0 } else { scale })
+        .collect();
+    x.contiguous()?.apply_op1(DropPool { mask: std::sync::Arc::new(mask) })
+}
+
+/// [`dropout_avg_pool2`]'s op: the mask is kept for the backward pass.
+struct DropPool {
+    mask: std::sync::Arc<Vec<f32>>,
+}
+
+impl DropPool {
+    /// `(h, w) -> (h / 2, w / 2)`, and the plane loop shared by both passes.
+    fn planes<F: Fn(usize, &mut [f32]) + Sync + Send>(n_planes: usize, per: usize, out: &mut [f32], f: F) {
+        if out.len() > PAR_THRESHOLD / 4 {
+            out.par_chunks_mut(per).enumerate().take(n_planes).for_each(|(i, o)| f(i, o));
+        } else {
+            out.chunks_mut(per).enumerate().take(n_planes).for_each(|(i, o)| f(i, o));
+        }
+    }
+}
+
+impl CustomOp1 for DropPool {
+    fn name(&self) -> &'static str {
+        "dropout_avg_pool2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, self.name())?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        if self.mask.len() != x.len() {
+            candle_core::bail!("dropout_avg_pool2: mask of {} values for {} inputs", self.mask.len(), x.len())
+        }
+        let (oh, ow) = (h / 2, w / 2);
+        let mut out = vec![0f32; n * c * oh * ow];
+        let mask = &self.mask;
+        Self::planes(n * c, oh * ow, &mut out, |i, o| {
+            let (xs, ms) = (&x[i * h * w..(i + 1) * h * w], &mask[i * h * w..(i + 1) * h * w]);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    // candle's avg_pool2d: the window's sum in row order, divided by its size.
+                    let mut sum = 0f32;
+                    for m in 0..2 {
+                        for k in 0..2 {
+                            let j = (2 * oy + m) * w + 2 * ox + k;
+                            sum += xs[j] * ms[j];
+                        }
+                    }
+                    o[oy * ow + ox] = sum / 4.0;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (n, c, h, w) = arg.dims4()?;
+        let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let (oh, ow) = (h / 2, w / 2);
+        if g.len() != n * c * oh * ow || self.mask.len() != n * c * h * w {
+            candle_core::bail!("dropout_avg_pool2: gradient of {} values for {:?}", g.len(), arg.shape())
+        }
+        let mut dx = vec![0f32; n * c * h * w];
+        let mask = &self.mask;
+        // candle's backward: the gradient upsampled and times 1/4, then times the mask; zero
+        // in the rows and columns that floor mode drops.
+        Self::planes(n * c, h * w, &mut dx, |i, d| {
+            let (gs, ms) = (&g[i * oh * ow..(i + 1) * oh * ow], &mask[i * h * w..(i + 1) * h * w]);
+            for y in 0..2 * oh {
+                for x in 0..2 * ow {
+                    let j = y * w + x;
+                    d[j] = (gs[(y / 2) * ow + x / 2] * 0.25) * ms[j];
+                }
+            }
+        });
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}
+
 /// Mean cross-entropy of `logits` `(N, K)` against `targets` `(N,)` u32, PyTorch
 /// `CrossEntropyLoss` semantics: with class `weights` `(K,)` the loss is
 /// `sum_i w[y_i] * nll_i / sum_i w[y_i]`.
@@ -548,6 +647,47 @@ mod tests {
         assert!((plain - (a + b) / 2.0).abs() < 1e-6);
         let weighted = cross_entropy(&logits, &t, Some(&w)).unwrap().to_scalar::<f32>().unwrap();
         assert!((weighted - (a + 2.0 * b) / 3.0).abs() < 1e-6);
+    }
+
+    /// The fused head against candle's dropout then avg_pool2d: equal values and input
+    /// gradients (even and odd map sizes), and the same generator state afterwards.
+    #[test]
+    fn dropout_avg_pool2_equals_dropout_then_avg_pool() {
+        let mut data = ChaCha8Rng::seed_from_u64(3);
+        for (h, w) in [(10, 10), (9, 9), (4, 6)] {
+            let vals: Vec<f32> = (0..2 * 16 * h * w).map(|_| data.random::<f32>() * 2.0 - 1.0).collect();
+            let x = Var::from_vec(vals, (2, 16, h, w), &Device::Cpu).unwrap();
+            let up: Vec<f32> = (0..2 * 16 * (h / 2) * (w / 2)).map(|_| data.random::<f32>()).collect();
+            let up = Tensor::from_vec(up, (2, 16, h / 2, w / 2), &Device::Cpu).unwrap();
+            let run = |fused: bool| {
+                let mut rng = ChaCha8Rng::seed_from_u64(17);
+                let y = if fused {
+                    dropout_avg_pool2(x.as_tensor(), 0.5, &mut rng).unwrap()
+                } else {
+                    dropout(x.as_tensor(), 0.5, &mut rng).unwrap().avg_pool2d(2).unwrap()
+                };
+                let grads = (&y * &up).unwrap().sum_all().unwrap().backward().unwrap();
+                let dx = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), dx, rng.random::<u64>())
+            };
+            let (want, got) = (run(false), run(true));
+            assert_eq!(got.0, want.0, "values {h}x{w}");
+            assert_eq!(got.2, want.2, "generator state {h}x{w}");
+            if h % 2 == 0 && w % 2 == 0 {
+                assert_eq!(got.1, want.1, "gradients {h}x{w}");
+            } else {
+                // Odd sizes: floor mode drops the last row and column, whose gradient is zero
+                // (PyTorch). candle's avg_pool2d backward upsamples the gradient over the whole
+                // map instead, so it is no reference here.
+                for (j, &d) in got.1.iter().enumerate() {
+                    let (y, x) = ((j / w) % h, j % w);
+                    if y >= 2 * (h / 2) || x >= 2 * (w / 2) {
+                        assert_eq!(d, 0.0, "dropped position {y},{x}");
+                    }
+                }
+            }
+            assert!(got.1.iter().any(|&v| v == 0.0) && got.1.iter().any(|&v| v != 0.0));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::{bn_config, bn_specs, conv_specs, linear_specs, Net, ParamSpec};
 use crate::fused::{self, pack_params, BatchStats, BlockGeom, SharedCache};
-use crate::ops::dropout;
+use crate::ops::dropout_avg_pool2;
 use crate::{Error, Result};
 use candle_core::{Module, Tensor, Var};
 use candle_nn::{Linear, VarBuilder};
@@ -235,9 +235,10 @@ impl Net for Ststnet {
                 let packed = pack_params(&params, None)?;
                 let (y, stats) = fused::forward_train(x, &packed, self.geom, &self.cache)?;
                 self.update_running(&stats)?;
-                // Element-wise, so one mask over the concatenated streams is the same as one
-                // per stream.
-                dropout(&y, self.dropout, rng)?
+                // Dropout is element-wise, so one mask over the concatenated streams is the
+                // same as one per stream; it and the average pooling are one op.
+                let y = dropout_avg_pool2(&y, self.dropout, rng)?;
+                return self.fc.forward(&y.flatten_from(1)?);
             }
             None => {
                 let running: Vec<_> = self
