@@ -1239,7 +1239,7 @@ fn dot27_avx512(dz: &[f32], dzl: usize, plane: &[f32], s: usize) -> [[f32; 9]; D
     use std::arch::x86_64::*;
     let offs = [0, 1, 2, s, s + 1, s + 2, 2 * s, 2 * s + 1, 2 * s + 2];
     let mut acc = [[_mm512_setzero_ps(); 9]; DZ_MAPS];
-    if dz.len() < DZ_MAPS * dzl || dzl + 2 * s + 2 > plane.len() || dzl % 16 != 0 {
+    if dz.len() < DZ_MAPS * dzl || dzl + 2 * s + 2 > plane.len() || !dzl.is_multiple_of(16) {
         return [[0.0; 9]; DZ_MAPS];
     }
     for base in (0..dzl).step_by(16) {
