@@ -7,6 +7,8 @@
 //!   in the window (1/9 for a 3x3 window with one maximum).
 //! * [`dropout`]: inverted dropout whose mask comes from a seeded RNG, so training is
 //!   reproducible on CPU (candle's CPU RNG cannot be seeded).
+//! * [`dropout_avg_pool2`]: dropout then 2x2 average pooling as one op (STSTNet's head), with the
+//!   same mask draws, values and gradients as the two ops.
 //! * [`cross_entropy`]: PyTorch's `CrossEntropyLoss` with optional class weights.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
