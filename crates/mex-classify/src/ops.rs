@@ -412,17 +412,24 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let scale = 1.0 / (1.0 - p);
-    // The generator's words in bulk, then the same comparison as `rng.random::<f32>() < p`
-    // (the top 24 bits of each word times 2^-24), so that it vectorises.
-    let mut mask = vec![0u32; x.elem_count()];
-    rng.fill(&mut mask[..]);
-    let mask: Vec<f32> = mask
-        .iter()
-        .map(|&u| if ((u >> 8) as f32) * (1.0 / (1u32 << 24) as f32) < p { 0.0 } else { scale })
-        .collect();
+    let mask = dropout_mask(x.elem_count(), p, rng);
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x.mul(&mask)
+}
+
+/// `n` inverted-dropout multipliers (`0` with probability `p`, else `1 / (1 - p)`): one
+/// `rng.random::<f32>() < p` per element, in order. The generator's words are drawn in bulk into
+/// the mask's own buffer and compared as `random::<f32>` does (the top 24 bits times 2^-24), so
+/// that it vectorises.
+fn dropout_mask(n: usize, p: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let scale = 1.0 / (1.0 - p);
+    let mut mask = vec![0f32; n];
+    rng.fill(bytemuck::cast_slice_mut::<f32, u32>(&mut mask));
+    for m in &mut mask {
+        let u = m.to_bits();
+        *m = if ((u >> 8) as f32) * (1.0 / (1u32 << 24) as f32) < p { 0.0 } else { scale };
+    }
+    mask
 }
 
 /// Dropout followed by 2x2 average pooling (stride 2, floor mode) of an `(N, C, H, W)` f32
@@ -440,14 +447,8 @@ pub fn dropout_avg_pool2(x: &Tensor, p: f32, rng: &mut ChaCha8Rng) -> candle_cor
     if h < 2 || w < 2 {
         candle_core::bail!("dropout_avg_pool2: input {h}x{w} is smaller than the 2x2 window")
     }
-    let scale = 1.0 / (1.0 - p);
     // The same draws and comparisons as [`dropout`].
-    let mut words = vec![0u32; x.elem_count()];
-    rng.fill(&mut words[..]);
-    let mask: Vec<f32> = words
-        .iter()
-        .map(|&u| if ((u >> 8) as f32) * (1.0 / (1u32 << 24) as f32) < p { 0.0 } else { scale })
-        .collect();
+    let mask = dropout_mask(x.elem_count(), p, rng);
     x.contiguous()?.apply_op1(DropPool { mask: std::sync::Arc::new(mask) })
 }
 
