@@ -117,9 +117,10 @@ impl BlockGeom {
         self.wo() + self.k - 1
     }
 
-    /// Length of one padded input plane (with slack for the last accumulator block).
+    /// Length of one padded input plane (with slack for the last accumulator block, and 16
+    /// more floats for the fifth vector of the AVX-512 convolution's row segments).
     fn plane_in(&self) -> usize {
-        (self.ho() + self.k - 1) * self.stride() + CH512.max(CH).max(DOT) + self.k
+        (self.ho() + self.k - 1) * self.stride() + CH512.max(CH).max(DOT) + 16 + self.k
     }
 
     /// Length of one convolution map (rows of `stride()`, the last `k - 1` columns unused).
@@ -1060,6 +1061,11 @@ fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, 
     let (offs, w4) = (&offs[..wlen], &w4[..wlen]);
     let last = offs.last().copied().unwrap_or(0);
     let zero = _mm512_setzero_ps();
+    // 3x3 kernels: each row segment is loaded once as five vectors, and its shifts by one and
+    // two columns come from lane shifts (`valignd`) instead of unaligned loads that split cache
+    // lines. The taps reach each accumulator in the same order, so the sums are the same.
+    let tiles = pout.div_ceil(64) * 64;
+    let rows3 = k == 3 && tiles >= 64 && (g.cin - 1) * pin + 2 * s + tiles - 64 + 80 <= xp.len();
     for base in (0..pout).step_by(64) {
         if base + last + 64 > xp.len() {
             return;
@@ -1068,22 +1074,65 @@ fn conv4_avx512(g: &BlockGeom, xp: &[f32], wt: &[f32], bias: &[f32], o0: usize, 
         for (ob, a) in acc.iter_mut().enumerate() {
             *a = [_mm512_set1_ps(bias[o0 + ob]); 4];
         }
-        for (&off, w) in offs.iter().zip(w4) {
-            // SAFETY: `base + off + 64 <= base + last + 64 <= xp.len()` (checked above for the
-            // largest offset), read as four unaligned 16-float vectors.
-            let v = unsafe {
-                let src = xp.as_ptr().add(base + off);
-                [
-                    _mm512_loadu_ps(src),
-                    _mm512_loadu_ps(src.add(16)),
-                    _mm512_loadu_ps(src.add(32)),
-                    _mm512_loadu_ps(src.add(48)),
-                ]
-            };
-            for (a, &wv) in acc.iter_mut().zip(w) {
-                let wv = _mm512_set1_ps(wv);
-                for (ai, vi) in a.iter_mut().zip(v) {
-                    *ai = _mm512_fmadd_ps(wv, vi, *ai);
+        if rows3 {
+            for (r, w3) in w4.chunks_exact(3).enumerate() {
+                let (c, ky) = (r / 3, r % 3);
+                // SAFETY: `rows3` checked that five vectors from the start of the last row of
+                // the last channel, at the last tile, end within `xp`.
+                let l = unsafe {
+                    let src = xp.as_ptr().add(base + c * pin + ky * s);
+                    [
+                        _mm512_loadu_ps(src),
+                        _mm512_loadu_ps(src.add(16)),
+                        _mm512_loadu_ps(src.add(32)),
+                        _mm512_loadu_ps(src.add(48)),
+                        _mm512_loadu_ps(src.add(64)),
+                    ]
+                };
+                let sh1 = |hi: __m512, lo: __m512| {
+                    _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                        _mm512_castps_si512(hi),
+                        _mm512_castps_si512(lo),
+                    ))
+                };
+                let sh2 = |hi: __m512, lo: __m512| {
+                    _mm512_castsi512_ps(_mm512_alignr_epi32::<2>(
+                        _mm512_castps_si512(hi),
+                        _mm512_castps_si512(lo),
+                    ))
+                };
+                let v = [
+                    [l[0], l[1], l[2], l[3]],
+                    [sh1(l[1], l[0]), sh1(l[2], l[1]), sh1(l[3], l[2]), sh1(l[4], l[3])],
+                    [sh2(l[1], l[0]), sh2(l[2], l[1]), sh2(l[3], l[2]), sh2(l[4], l[3])],
+                ];
+                for (vk, w) in v.iter().zip(w3) {
+                    for (a, &wv) in acc.iter_mut().zip(w) {
+                        let wv = _mm512_set1_ps(wv);
+                        for (ai, &vi) in a.iter_mut().zip(vk) {
+                            *ai = _mm512_fmadd_ps(wv, vi, *ai);
+                        }
+                    }
+                }
+            }
+        } else {
+            for (&off, w) in offs.iter().zip(w4) {
+                // SAFETY: `base + off + 64 <= base + last + 64 <= xp.len()` (checked above for the
+                // largest offset), read as four unaligned 16-float vectors.
+                let v = unsafe {
+                    let src = xp.as_ptr().add(base + off);
+                    [
+                        _mm512_loadu_ps(src),
+                        _mm512_loadu_ps(src.add(16)),
+                        _mm512_loadu_ps(src.add(32)),
+                        _mm512_loadu_ps(src.add(48)),
+                    ]
+                };
+                for (a, &wv) in acc.iter_mut().zip(w) {
+                    let wv = _mm512_set1_ps(wv);
+                    for (ai, vi) in a.iter_mut().zip(v) {
+                        *ai = _mm512_fmadd_ps(wv, vi, *ai);
+                    }
                 }
             }
         }
@@ -1793,6 +1842,42 @@ mod tests {
             // SAFETY: AVX-512F checked above.
             unsafe { moments_avx512(&g, &act, &mut got) };
             assert_eq!(got, want, "pad {pad}");
+        }
+    }
+
+    /// The AVX-512 convolution (row segments and lane shifts for 3x3 kernels) against the
+    /// generic per-channel convolution: bitwise equal maps for paddings 2, 1 and 0 (row strides
+    /// 32, 30, 28, so the row segments are misaligned in different ways).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn conv4_avx512_matches_conv_channels_bitwise() {
+        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("fma") {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        for pad in [2, 1, 0] {
+            let g = BlockGeom { pad, ..geom() };
+            let x: Vec<f32> = (0..g.cin * g.h * g.w).map(|_| rng.random::<f32>() * 255.0).collect();
+            let mut xp = vec![0f32; g.cin * g.plane_in()];
+            assert!(pad_sample(&g, &x, &mut xp));
+            let wt: Vec<f32> = (0..g.nw()).map(|_| rng.random::<f32>() - 0.5).collect();
+            let bias: Vec<f32> = (0..g.cout).map(|_| rng.random::<f32>() - 0.5).collect();
+            let (mut want, mut got) =
+                (vec![0f32; g.cout * g.plane_out()], vec![1f32; g.cout * g.plane_out()]);
+            for o in 0..g.cout {
+                conv_channels::<true, CH512, 1>(&g, &xp, &wt, &bias, o, &mut want);
+            }
+            // SAFETY: AVX-512F and FMA checked above.
+            unsafe {
+                for o0 in (0..g.cout).step_by(4) {
+                    conv4_avx512(&g, &xp, &wt, &bias, o0, &mut got);
+                }
+            }
+            zero_unused_columns(&g, &mut want);
+            zero_unused_columns(&g, &mut got);
+            assert_eq!(got, want, "pad {pad}");
+            assert!(want.iter().any(|&v| v > 0.0));
         }
     }
 
