@@ -436,6 +436,8 @@ fn dropout_mask(n: usize, p: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
 /// tensor, as one op: the same values and gradients as `dropout(x, p, rng)?.avg_pool2d(2)`
 /// (the same mask draws, the same sums in the same order, the same backward products), without
 /// the mask tensor and the intermediate maps and their backward passes. STSTNet's head.
+/// With `p = 0` it is candle's `avg_pool2d` (whose backward differs from this op's on odd map
+/// sizes, see the test).
 pub fn dropout_avg_pool2(x: &Tensor, p: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
     if !(0.0..1.0).contains(&p) {
         candle_core::bail!("dropout probability must be in [0, 1), got {p}")
@@ -458,7 +460,8 @@ struct DropPool {
 }
 
 impl DropPool {
-    /// `(h, w) -> (h / 2, w / 2)`, and the plane loop shared by both passes.
+    /// The plane loop of both passes: `f(plane index, output plane)` for the first `n_planes`
+    /// planes of `per` values in `out`, in parallel for large outputs.
     fn planes<F: Fn(usize, &mut [f32]) + Sync + Send>(n_planes: usize, per: usize, out: &mut [f32], f: F) {
         if out.len() > PAR_THRESHOLD / 4 {
             out.par_chunks_mut(per).enumerate().take(n_planes).for_each(|(i, o)| f(i, o));
