@@ -1628,6 +1628,17 @@ mod tests {
         (x, Ref { w, b, gamma, beta })
     }
 
+    /// Whether this CPU runs the AVX-512 kernels (AVX-512F and FMA); says that the test is
+    /// skipped when it does not.
+    #[cfg(target_arch = "x86_64")]
+    fn has_avx512() -> bool {
+        let ok = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma");
+        if !ok {
+            eprintln!("skipped: no AVX-512 on this CPU");
+        }
+        ok
+    }
+
     fn geom() -> BlockGeom {
         BlockGeom { cin: 3, h: 28, w: 28, cout: 16, k: 3, pad: 2, pool_k: 3, pool_s: 3, pool_p: 1, eps: 1e-5 }
     }
@@ -1709,8 +1720,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn pool3_avx512_matches_pool3_sample() {
-        if !std::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: no AVX-512 on this CPU");
+        if !has_avx512() {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -1755,8 +1765,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn backward_avx512_matches_the_generic_backward_bitwise() {
-        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("fma") {
-            eprintln!("skipped: no AVX-512 on this CPU");
+        if !has_avx512() {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -1828,8 +1837,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn moments_avx512_match_sample_moments_bitwise() {
-        if !std::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: no AVX-512 on this CPU");
+        if !has_avx512() {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
@@ -1851,8 +1859,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn conv4_avx512_matches_conv_channels_bitwise() {
-        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("fma") {
-            eprintln!("skipped: no AVX-512 on this CPU");
+        if !has_avx512() {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
