@@ -1235,8 +1235,8 @@ fn backward_sample_avx512(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
                     *d += v;
                 }
             };
-            if nb == DZ_MAPS {
-                let t = dot27_avx512(&dz[..DZ_MAPS * dzl], dzl, plane, s);
+            let three = if nb == DZ_MAPS { dot27_avx512(&dz[..DZ_MAPS * dzl], dzl, plane, s) } else { None };
+            if let Some(t) = three {
                 for (j, t) in t.into_iter().enumerate() {
                     add(o0 + j, t);
                 }
@@ -1280,16 +1280,17 @@ fn dz_map_avx512(g: &BlockGeom, b: BnBack, map: &[f32], dz: &mut [f32]) {
 }
 
 /// [`dot9`] for three `dz` maps at once (`dz` holds them `dzl` floats apart; `dzl` is a
-/// multiple of 16 and `dzl + 2 s + 2 <= plane.len()`): each shifted input vector is loaded once
-/// for three accumulators.
+/// multiple of 16 and `dzl + 2 s + 2 <= plane.len()`, else `None`): each shifted input vector
+/// is loaded once for three accumulators.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn dot27_avx512(dz: &[f32], dzl: usize, plane: &[f32], s: usize) -> [[f32; 9]; DZ_MAPS] {
+fn dot27_avx512(dz: &[f32], dzl: usize, plane: &[f32], s: usize) -> Option<[[f32; 9]; DZ_MAPS]> {
     use std::arch::x86_64::*;
     let offs = [0, 1, 2, s, s + 1, s + 2, 2 * s, 2 * s + 1, 2 * s + 2];
     let mut acc = [[_mm512_setzero_ps(); 9]; DZ_MAPS];
     if dz.len() < DZ_MAPS * dzl || dzl + 2 * s + 2 > plane.len() || !dzl.is_multiple_of(16) {
-        return [[0.0; 9]; DZ_MAPS];
+        // Not these sizes: the caller falls back to one map at a time.
+        return None;
     }
     for base in (0..dzl).step_by(16) {
         // SAFETY: `base + 16 <= dzl`, so the three maps' reads end within `3 dzl <= dz.len()`;
@@ -1309,14 +1310,14 @@ fn dot27_avx512(dz: &[f32], dzl: usize, plane: &[f32], s: usize) -> [[f32; 9]; D
         }
     }
     // The same sequential lane sums as `dot9`.
-    acc.map(|a| {
+    Some(acc.map(|a| {
         a.map(|v| {
             let mut l = [0f32; 16];
             // SAFETY: 16 floats written to a 16-float array.
             unsafe { _mm512_storeu_ps(l.as_mut_ptr(), v) };
             l.iter().sum()
         })
-    })
+    }))
 }
 
 fn backward_dispatch(g: &BlockGeom, bn: &[BnBack], io: BackIo<'_>) {
