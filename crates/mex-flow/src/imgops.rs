@@ -252,6 +252,20 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// Whether the CPU has AVX-512F (kernels that use it compute the same expressions in the same
+/// order as the portable code, so results are identical).
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A median network compiled for `k x k` windows: comparator pairs on buffer indices (min to
 /// the first) and the buffer holding the median at the end.
 struct MedianNet {
@@ -432,14 +446,12 @@ pub(crate) fn median_rows(src: &[f32], w: usize, h: usize, k: usize, y0: usize, 
 }
 
 /// Box filter (mean over a `k x k` window, replicated borders) using running sums in `f64`
-/// (as OpenCV's Farnebäck). `tmp` and `dst` hold `w * h * c` values of `c` interleaved channels;
-/// `acc_buf` is scratch (no allocation once it has the capacity).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn box_filter(
+/// (as OpenCV's Farnebäck). `src` and `dst` hold `w * h * C` values of `C` interleaved channels,
+/// `tmp` at least one row (`w * C`); `acc_buf` is scratch (no allocation once it has the capacity).
+pub(crate) fn box_filter<const C: usize>(
     src: &[f32],
     w: usize,
     h: usize,
-    c: usize,
     k: usize,
     tmp: &mut [f32],
     dst: &mut [f32],
@@ -448,35 +460,31 @@ pub(crate) fn box_filter(
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 (checked at run time).
-        unsafe { box_filter_avx2(src, w, h, c, k, tmp, dst, acc_buf) };
+        unsafe { box_filter_avx2::<C>(src, w, h, k, tmp, dst, acc_buf) };
         return;
     }
-    box_filter_impl(src, w, h, c, k, tmp, dst, acc_buf)
+    box_filter_impl::<C>(src, w, h, k, tmp, dst, acc_buf)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn box_filter_avx2(
+fn box_filter_avx2<const C: usize>(
     src: &[f32],
     w: usize,
     h: usize,
-    c: usize,
     k: usize,
     tmp: &mut [f32],
     dst: &mut [f32],
     acc_buf: &mut Vec<f64>,
 ) {
-    box_filter_impl(src, w, h, c, k, tmp, dst, acc_buf)
+    box_filter_impl::<C>(src, w, h, k, tmp, dst, acc_buf)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn box_filter_impl(
+fn box_filter_impl<const C: usize>(
     src: &[f32],
     w: usize,
     h: usize,
-    c: usize,
     k: usize,
     tmp: &mut [f32],
     dst: &mut [f32],
@@ -484,19 +492,22 @@ fn box_filter_impl(
 ) {
     let r = k / 2;
     let scale = 1.0 / (k * k) as f64;
-    let wc = w * c;
+    let wc = w * C;
     acc_buf.clear();
-    acc_buf.resize(wc + c, 0.0);
-    let (acc, hrow) = acc_buf.split_at_mut(wc);
-    // vertical running sums into tmp
+    acc_buf.resize(wc, 0.0);
+    let acc = &mut acc_buf[..];
+    // vertical running sums
     for dy in -(r as isize)..=r as isize {
         let yy = dy.clamp(0, h as isize - 1) as usize;
         for (a, s) in acc.iter_mut().zip(&src[yy * wc..(yy + 1) * wc]) {
             *a += f64::from(*s);
         }
     }
+    // Each row's vertical sums go to one row of `tmp` and are filtered horizontally at once,
+    // while they are in the L1 cache.
+    let trow = &mut tmp[..wc];
     for y in 0..h {
-        for (t, a) in tmp[y * wc..(y + 1) * wc].iter_mut().zip(acc.iter()) {
+        for (t, a) in trow.iter_mut().zip(acc.iter()) {
             *t = *a as f32;
         }
         let out_row = y.saturating_sub(r);
@@ -505,29 +516,31 @@ fn box_filter_impl(
         for ((a, i), o) in acc.iter_mut().zip(ri).zip(ro) {
             *a += f64::from(*i) - f64::from(*o);
         }
-    }
-    // horizontal: running sums along the row, per channel
-    for y in 0..h {
-        let row = &tmp[y * wc..(y + 1) * wc];
         let out = &mut dst[y * wc..(y + 1) * wc];
-        let s = &mut hrow[..c];
-        for ch in 0..c {
-            // window of x = 0 covers -r..=r (clamped)
-            let mut a = f64::from(row[ch]) * (r + 1) as f64;
-            for x in 1..=r {
-                a += f64::from(row[x.min(w - 1) * c + ch]);
-            }
-            s[ch] = a;
+        box_row::<C>(trow, w, r, scale, out);
+    }
+}
+
+/// The horizontal running sums of one row of `C` interleaved channels (the sums stay in
+/// registers).
+#[inline(always)]
+fn box_row<const C: usize>(row: &[f32], w: usize, r: usize, scale: f64, out: &mut [f32]) {
+    let mut s = [0.0f64; C];
+    for (ch, a) in s.iter_mut().enumerate() {
+        // window of x = 0 covers -r..=r (clamped)
+        *a = f64::from(row[ch]) * (r + 1) as f64;
+        for x in 1..=r {
+            *a += f64::from(row[x.min(w - 1) * C + ch]);
         }
-        for x in 0..w {
-            let xi = (x + r + 1).min(w - 1) * c;
-            let xo = x.saturating_sub(r) * c;
-            let o = &mut out[x * c..x * c + c];
-            let (ri, ro) = (&row[xi..xi + c], &row[xo..xo + c]);
-            for ch in 0..c {
-                o[ch] = (s[ch] * scale) as f32;
-                s[ch] += f64::from(ri[ch]) - f64::from(ro[ch]);
-            }
+    }
+    for x in 0..w {
+        let xi = (x + r + 1).min(w - 1) * C;
+        let xo = x.saturating_sub(r) * C;
+        let o = &mut out[x * C..x * C + C];
+        let (ri, ro) = (&row[xi..xi + C], &row[xo..xo + C]);
+        for ch in 0..C {
+            o[ch] = (s[ch] * scale) as f32;
+            s[ch] += f64::from(ri[ch]) - f64::from(ro[ch]);
         }
     }
 }
@@ -599,7 +612,7 @@ mod tests {
         let src = vec![3.0f32; 10 * 6 * 2];
         let mut tmp = vec![0.0; src.len()];
         let mut dst = vec![0.0; src.len()];
-        box_filter(&src, 10, 6, 2, 5, &mut tmp, &mut dst, &mut Vec::new());
+        box_filter::<2>(&src, 10, 6, 5, &mut tmp, &mut dst, &mut Vec::new());
         assert!(dst.iter().all(|v| (v - 3.0).abs() < 1e-5));
     }
 
@@ -609,7 +622,7 @@ mod tests {
         let src: Vec<f32> = (0..w * h).map(|i| ((i * 31) % 17) as f32).collect();
         let mut tmp = vec![0.0; w * h];
         let mut dst = vec![0.0; w * h];
-        box_filter(&src, w, h, 1, k, &mut tmp, &mut dst, &mut Vec::new());
+        box_filter::<1>(&src, w, h, k, &mut tmp, &mut dst, &mut Vec::new());
         let r = (k / 2) as isize;
         for y in 0..h as isize {
             for x in 0..w as isize {
