@@ -157,8 +157,13 @@ struct Workspace {
     /// Interleaved per pixel: p31, p32.
     p3: Vec<f32>,
     med: Vec<f32>,
+    med2: Vec<f32>,
     tmp: Vec<f32>,
+    /// Per-row errors of two consecutive inner iterations.
     err: Vec<f32>,
+    /// Each thread's published boundary rows (two parities) and private halo rows, see
+    /// [`IterCtx::iterate`].
+    snap: Vec<f32>,
 }
 
 impl Workspace {
@@ -184,13 +189,13 @@ impl Workspace {
         fit(&mut self.u1);
         fit(&mut self.u2);
         let n = w * h;
-        for b in [&mut self.i1x, &mut self.i1y, &mut self.u3, &mut self.med, &mut self.tmp] {
+        for b in [&mut self.i1x, &mut self.i1y, &mut self.u3, &mut self.med, &mut self.med2, &mut self.tmp] {
             b.resize(n, 0.0);
         }
         self.data.resize(4 * n, 0.0);
         self.p.resize(4 * n, 0.0);
         self.p3.resize(2 * n, 0.0);
-        self.err.resize(h, 0.0);
+        self.err.resize(2 * h, 0.0);
         self.sizes = sizes;
     }
 }
@@ -276,141 +281,131 @@ fn fmax(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Immutable inputs of the fused primal pass. Row-planar layouts: row `y` of `data` holds the
-/// four blocks `[I1wx | I1wy | grad | rho_c]` of `w` values, row `y` of `p` the blocks
+/// Constants of the fused primal pass. Row-planar layouts: row `y` of `data` holds the four
+/// blocks `[I1wx | I1wy | grad | rho_c]` of `w` values, row `y` of `p` the blocks
 /// `[p11 | p12 | p21 | p22]`, row `y` of `p3` the blocks `[p31 | p32]`.
-struct PrimalCtx<'a> {
+struct PrimalCtx {
     w: usize,
-    data: &'a [f32],
-    p: &'a [f32],
-    p3: &'a [f32],
-    zeros: &'a [f32],
     lt: f32,
     theta: f32,
     gamma: f32,
 }
 
-impl PrimalCtx<'_> {
-    /// Thresholding, divergence and primal update over rows `y0..`, returning per-row errors.
-    /// `sq` is a scratch row of `w` values.
-    fn band(
+/// The rows the primal pass reads for one output row: that row of `data`, `p` and `p3` and
+/// the row above of `p` and `p3` (zeros above the first row).
+struct PrimalIn<'a> {
+    drow: &'a [f32],
+    prow: &'a [f32],
+    pup: &'a [f32],
+    p3row: &'a [f32],
+    p3up: &'a [f32],
+}
+
+impl PrimalCtx {
+    /// Thresholding, divergence and primal update of one row of `u1`, `u2`, `u3` (in place);
+    /// returns the row's squared change. `sq` is a scratch row of `w` values.
+    fn row(
         &self,
-        y0: usize,
-        u1: &mut [f32],
-        u2: &mut [f32],
-        u3: &mut [f32],
-        err: &mut [f32],
+        i: &PrimalIn<'_>,
+        u1r: &mut [f32],
+        u2r: &mut [f32],
+        u3r: &mut [f32],
         sq: &mut [f32],
-    ) {
+    ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if imgops::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
-            unsafe { self.band_avx2(y0, u1, u2, u3, err, sq) };
-            return;
+            return unsafe { self.row_avx2(i, u1r, u2r, u3r, sq) };
         }
-        self.band_impl(y0, u1, u2, u3, err, sq)
+        self.row_impl(i, u1r, u2r, u3r, sq)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn band_avx2(
+    fn row_avx2(
         &self,
-        y0: usize,
-        u1: &mut [f32],
-        u2: &mut [f32],
-        u3: &mut [f32],
-        err: &mut [f32],
+        i: &PrimalIn<'_>,
+        u1r: &mut [f32],
+        u2r: &mut [f32],
+        u3r: &mut [f32],
         sq: &mut [f32],
-    ) {
-        self.band_impl(y0, u1, u2, u3, err, sq)
+    ) -> f32 {
+        self.row_impl(i, u1r, u2r, u3r, sq)
     }
 
     #[inline(always)]
-    fn band_impl(
+    fn row_impl(
         &self,
-        y0: usize,
-        u1: &mut [f32],
-        u2: &mut [f32],
-        u3: &mut [f32],
-        err: &mut [f32],
+        i: &PrimalIn<'_>,
+        u1r: &mut [f32],
+        u2r: &mut [f32],
+        u3r: &mut [f32],
         sq: &mut [f32],
-    ) {
+    ) -> f32 {
         let w = self.w;
-        for (r, e) in err.iter_mut().enumerate() {
-            let y = y0 + r;
-            let prow = &self.p[4 * y * w..4 * (y + 1) * w];
-            let pup = if y > 0 { &self.p[4 * (y - 1) * w..4 * y * w] } else { &self.zeros[..4 * w] };
-            let drow = &self.data[4 * y * w..4 * (y + 1) * w];
-            let u1r = &mut u1[r * w..(r + 1) * w];
-            let u2r = &mut u2[r * w..(r + 1) * w];
-            let sq = &mut sq[..w];
-            let p11 = &prow[..w];
-            let p12 = &prow[w..2 * w];
-            let p21 = &prow[2 * w..3 * w];
-            let p22 = &prow[3 * w..4 * w];
-            let p12u = &pup[w..2 * w];
-            let p22u = &pup[3 * w..4 * w];
-            let ixr = &drow[..w];
-            let iyr = &drow[w..2 * w];
-            let gr = &drow[2 * w..3 * w];
-            let rhor = &drow[3 * w..4 * w];
-            let (lt, theta) = (self.lt, self.theta);
-            if self.gamma > 0.0 {
-                // rare path: illumination term, scalar code
-                for x in 0..w {
-                    let i = y * w + x;
-                    let p3row = &self.p3[2 * y * w..2 * (y + 1) * w];
-                    let lp = if x > 0 { p3row[x - 1] } else { 0.0 };
-                    let up = if y > 0 { self.p3[2 * (y - 1) * w + w + x] } else { 0.0 };
-                    let div3 = p3row[x] - lp + p3row[w + x] - up;
-                    let uo3 = u3[r * w + x];
-                    let (ix, iy) = (ixr[x], iyr[x]);
-                    let (uo1, uo2) = (u1r[x], u2r[x]);
-                    let rho = rhor[x] + ix * uo1 + iy * uo2 + self.gamma * uo3;
-                    let coef = fmax(fmin(-rho / fmax(gr[x], 1e-30), lt), -lt);
-                    let l11 = if x > 0 { p11[x - 1] } else { 0.0 };
-                    let l21 = if x > 0 { p21[x - 1] } else { 0.0 };
-                    let n1 = uo1 + coef * ix + theta * (p11[x] - l11 + p12[x] - p12u[x]);
-                    let n2 = uo2 + coef * iy + theta * (p21[x] - l21 + p22[x] - p22u[x]);
-                    let n3 = uo3 + coef * self.gamma + theta * div3;
-                    u1r[x] = n1;
-                    u2r[x] = n2;
-                    u3[r * w + x] = n3;
-                    let _ = i;
-                    sq[x] = (n1 - uo1).powi(2) + (n2 - uo2).powi(2) + (n3 - uo3).powi(2);
-                }
-            } else {
+        let (u1r, u2r, u3r, sq) = (&mut u1r[..w], &mut u2r[..w], &mut u3r[..w], &mut sq[..w]);
+        let p11 = &i.prow[..w];
+        let p12 = &i.prow[w..2 * w];
+        let p21 = &i.prow[2 * w..3 * w];
+        let p22 = &i.prow[3 * w..4 * w];
+        let p12u = &i.pup[w..2 * w];
+        let p22u = &i.pup[3 * w..4 * w];
+        let ixr = &i.drow[..w];
+        let iyr = &i.drow[w..2 * w];
+        let gr = &i.drow[2 * w..3 * w];
+        let rhor = &i.drow[3 * w..4 * w];
+        let (lt, theta) = (self.lt, self.theta);
+        if self.gamma > 0.0 {
+            // rare path: illumination term, scalar code
+            for x in 0..w {
+                let lp = if x > 0 { i.p3row[x - 1] } else { 0.0 };
+                let div3 = i.p3row[x] - lp + i.p3row[w + x] - i.p3up[w + x];
+                let uo3 = u3r[x];
+                let (ix, iy) = (ixr[x], iyr[x]);
+                let (uo1, uo2) = (u1r[x], u2r[x]);
+                let rho = rhor[x] + ix * uo1 + iy * uo2 + self.gamma * uo3;
+                let coef = fmax(fmin(-rho / fmax(gr[x], 1e-30), lt), -lt);
+                let l11 = if x > 0 { p11[x - 1] } else { 0.0 };
+                let l21 = if x > 0 { p21[x - 1] } else { 0.0 };
+                let n1 = uo1 + coef * ix + theta * (p11[x] - l11 + p12[x] - p12u[x]);
+                let n2 = uo2 + coef * iy + theta * (p21[x] - l21 + p22[x] - p22u[x]);
+                let n3 = uo3 + coef * self.gamma + theta * div3;
+                u1r[x] = n1;
+                u2r[x] = n2;
+                u3r[x] = n3;
+                sq[x] = (n1 - uo1).powi(2) + (n2 - uo2).powi(2) + (n3 - uo3).powi(2);
+            }
+        } else {
+            let c = primal_cell(
+                p11[0] + p12[0] - p12u[0],
+                p21[0] + p22[0] - p22u[0],
+                ixr[0],
+                iyr[0],
+                gr[0],
+                rhor[0],
+                u1r[0],
+                u2r[0],
+                lt,
+                theta,
+            );
+            (u1r[0], u2r[0], sq[0]) = c;
+            for x in 1..w {
                 let c = primal_cell(
-                    p11[0] + p12[0] - p12u[0],
-                    p21[0] + p22[0] - p22u[0],
-                    ixr[0],
-                    iyr[0],
-                    gr[0],
-                    rhor[0],
-                    u1r[0],
-                    u2r[0],
+                    p11[x] - p11[x - 1] + p12[x] - p12u[x],
+                    p21[x] - p21[x - 1] + p22[x] - p22u[x],
+                    ixr[x],
+                    iyr[x],
+                    gr[x],
+                    rhor[x],
+                    u1r[x],
+                    u2r[x],
                     lt,
                     theta,
                 );
-                (u1r[0], u2r[0], sq[0]) = c;
-                for x in 1..w {
-                    let c = primal_cell(
-                        p11[x] - p11[x - 1] + p12[x] - p12u[x],
-                        p21[x] - p21[x - 1] + p22[x] - p22u[x],
-                        ixr[x],
-                        iyr[x],
-                        gr[x],
-                        rhor[x],
-                        u1r[x],
-                        u2r[x],
-                        lt,
-                        theta,
-                    );
-                    (u1r[x], u2r[x], sq[x]) = c;
-                }
+                (u1r[x], u2r[x], sq[x]) = c;
             }
-            *e = sum_f32(sq);
         }
+        sum_f32(sq)
     }
 }
 
@@ -451,80 +446,72 @@ fn sum_f32(v: &[f32]) -> f32 {
     s
 }
 
-/// Immutable inputs of the dual pass.
-struct DualCtx<'a> {
+/// Constants of the dual pass.
+struct DualCtx {
     w: usize,
-    h: usize,
-    u1: &'a [f32],
-    u2: &'a [f32],
-    u3: &'a [f32],
-    zeros: &'a [f32],
     taut: f32,
     use_gamma: bool,
 }
 
-impl DualCtx<'_> {
-    fn band(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
+/// The flow rows the dual pass reads for one output row: that row and the row below (the row
+/// itself below the last row, where the forward difference is zero).
+struct DualIn<'a> {
+    u1r: &'a [f32],
+    u2r: &'a [f32],
+    u3r: &'a [f32],
+    u1d: &'a [f32],
+    u2d: &'a [f32],
+    u3d: &'a [f32],
+}
+
+impl DualCtx {
+    /// Forward gradient and dual update of one row of `p` (`4 w` values) and `p3` (`2 w`).
+    fn row(&self, i: &DualIn<'_>, prow: &mut [f32], p3row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if imgops::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
-            unsafe { self.band_avx2(y0, p, p3) };
+            unsafe { self.row_avx2(i, prow, p3row) };
             return;
         }
-        self.band_impl(y0, p, p3)
+        self.row_impl(i, prow, p3row)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn band_avx2(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
-        self.band_impl(y0, p, p3)
+    fn row_avx2(&self, i: &DualIn<'_>, prow: &mut [f32], p3row: &mut [f32]) {
+        self.row_impl(i, prow, p3row)
     }
 
     #[inline(always)]
-    fn band_impl(&self, y0: usize, p: &mut [f32], p3: &mut [f32]) {
-        let (w, h) = (self.w, self.h);
-        let rows = p.len() / (4 * w);
+    fn row_impl(&self, i: &DualIn<'_>, prow: &mut [f32], p3row: &mut [f32]) {
+        let w = self.w;
         let taut = self.taut;
-        for r in 0..rows {
-            let y = y0 + r;
-            let last_row = y + 1 >= h;
-            let u1r = &self.u1[y * w..(y + 1) * w];
-            let u2r = &self.u2[y * w..(y + 1) * w];
-            // the forward difference below the last row is zero: use the row itself
-            let u1d = if last_row { u1r } else { &self.u1[(y + 1) * w..(y + 2) * w] };
-            let u2d = if last_row { u2r } else { &self.u2[(y + 1) * w..(y + 2) * w] };
-            let prow = &mut p[4 * r * w..4 * (r + 1) * w];
-            let (p11, rest) = prow.split_at_mut(w);
-            let (p12, rest) = rest.split_at_mut(w);
-            let (p21, p22) = rest.split_at_mut(w);
-            let (u1r, u2r, u1d, u2d) = (&u1r[..w], &u2r[..w], &u1d[..w], &u2d[..w]);
-            let (p11, p12, p21, p22) = (&mut p11[..w], &mut p12[..w], &mut p21[..w], &mut p22[..w]);
+        let (p11, rest) = prow.split_at_mut(w);
+        let (p12, rest) = rest.split_at_mut(w);
+        let (p21, p22) = rest.split_at_mut(w);
+        let (u1r, u2r, u1d, u2d) = (&i.u1r[..w], &i.u2r[..w], &i.u1d[..w], &i.u2d[..w]);
+        let (p11, p12, p21, p22) = (&mut p11[..w], &mut p12[..w], &mut p21[..w], &mut p22[..w]);
+        for x in 0..w {
+            let (u1x, u2x) = if x + 1 < w { (u1r[x + 1] - u1r[x], u2r[x + 1] - u2r[x]) } else { (0.0, 0.0) };
+            let u1y = u1d[x] - u1r[x];
+            let u2y = u2d[x] - u2r[x];
+            let k1 = 1.0 / (1.0 + taut * (u1x * u1x + u1y * u1y).sqrt());
+            let k2 = 1.0 / (1.0 + taut * (u2x * u2x + u2y * u2y).sqrt());
+            p11[x] = (p11[x] + taut * u1x) * k1;
+            p12[x] = (p12[x] + taut * u1y) * k1;
+            p21[x] = (p21[x] + taut * u2x) * k2;
+            p22[x] = (p22[x] + taut * u2y) * k2;
+        }
+        if self.use_gamma {
+            let (u3r, u3d) = (&i.u3r[..w], &i.u3d[..w]);
+            let (p31, p32) = p3row.split_at_mut(w);
             for x in 0..w {
-                let (u1x, u2x) =
-                    if x + 1 < w { (u1r[x + 1] - u1r[x], u2r[x + 1] - u2r[x]) } else { (0.0, 0.0) };
-                let u1y = u1d[x] - u1r[x];
-                let u2y = u2d[x] - u2r[x];
-                let k1 = 1.0 / (1.0 + taut * (u1x * u1x + u1y * u1y).sqrt());
-                let k2 = 1.0 / (1.0 + taut * (u2x * u2x + u2y * u2y).sqrt());
-                p11[x] = (p11[x] + taut * u1x) * k1;
-                p12[x] = (p12[x] + taut * u1y) * k1;
-                p21[x] = (p21[x] + taut * u2x) * k2;
-                p22[x] = (p22[x] + taut * u2y) * k2;
+                let u3x = if x + 1 < w { u3r[x + 1] - u3r[x] } else { 0.0 };
+                let u3y = u3d[x] - u3r[x];
+                let k3 = 1.0 / (1.0 + taut * (u3x * u3x + u3y * u3y).sqrt());
+                p31[x] = (p31[x] + taut * u3x) * k3;
+                p32[x] = (p32[x] + taut * u3y) * k3;
             }
-            if self.use_gamma {
-                let u3r = &self.u3[y * w..(y + 1) * w];
-                let u3d = if last_row { u3r } else { &self.u3[(y + 1) * w..(y + 2) * w] };
-                let prow3 = &mut p3[2 * r * w..2 * (r + 1) * w];
-                let (p31, p32) = prow3.split_at_mut(w);
-                for x in 0..w {
-                    let u3x = if x + 1 < w { u3r[x + 1] - u3r[x] } else { 0.0 };
-                    let u3y = u3d[x] - u3r[x];
-                    let k3 = 1.0 / (1.0 + taut * (u3x * u3x + u3y * u3y).sqrt());
-                    p31[x] = (p31[x] + taut * u3x) * k3;
-                    p32[x] = (p32[x] + taut * u3y) * k3;
-                }
-            }
-            let _ = self.zeros;
         }
     }
 }
@@ -546,7 +533,9 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let p3 = &mut ws.p3[..2 * n];
     let u3 = &mut ws.u3[..n];
     let med = &mut ws.med[..n];
-    let err = &mut ws.err[..h];
+    let med2 = &mut ws.med2[..n];
+    let err = &mut ws.err[..2 * h];
+    let snap = &mut ws.snap;
     let (zeros, sq) = ws.tmp.split_at_mut(4 * w);
     zeros.iter_mut().for_each(|v| *v = 0.0);
     let zeros = &*zeros;
@@ -590,17 +579,14 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
             h,
             data,
             zeros,
-            lt,
-            taut,
-            theta: cfg.theta,
-            gamma: cfg.gamma,
-            use_gamma,
+            primal: PrimalCtx { w, lt, theta: cfg.theta, gamma: cfg.gamma },
+            dual: DualCtx { w, taut, use_gamma },
             scaled_eps,
             median: cfg.median_filtering,
             inner: cfg.inner_iterations,
             outer: cfg.outer_iterations,
         };
-        ctx.iterate(u1, u2, u3, p, p3, med, err, sq);
+        ctx.iterate(Buffers { u1, u2, u3, p, p3, med, med2, err, sq, snap });
     }
 }
 
@@ -616,61 +602,81 @@ struct IterCtx<'a> {
     h: usize,
     data: &'a [f32],
     zeros: &'a [f32],
-    lt: f32,
-    taut: f32,
-    theta: f32,
-    gamma: f32,
-    use_gamma: bool,
+    primal: PrimalCtx,
+    dual: DualCtx,
     scaled_eps: f32,
     median: usize,
     inner: usize,
     outer: usize,
 }
 
+/// The buffers one warp's iterations update: the flow, the dual variables, and scratch (`err`
+/// holds `2 h` values, `sq` at least one row per thread).
+struct Buffers<'a> {
+    u1: &'a mut [f32],
+    u2: &'a mut [f32],
+    u3: &'a mut [f32],
+    p: &'a mut [f32],
+    p3: &'a mut [f32],
+    med: &'a mut [f32],
+    med2: &'a mut [f32],
+    err: &'a mut [f32],
+    sq: &'a mut [f32],
+    snap: &'a mut Vec<f32>,
+}
+
+/// Per thread in the `snap` buffer: two parities of published rows (`SNAP` values each: the
+/// first row of `u1`, `u2`, `u3`, the first row of `p` and `p3`, the last row of `p` and `p3`),
+/// then three private halo rows. In units of `w`.
+const SNAP: usize = 15;
+const SNAP_THREAD: usize = 2 * SNAP + 3;
+
 impl IterCtx<'_> {
     /// The outer iterations (median filtering of the flow) and inner iterations (primal and
     /// dual passes, epsilon stopping rule) of one warp.
     ///
     /// With more than one thread the iterations run as **one parallel region** on the rayon
-    /// pool's workers (`rayon::broadcast`): each worker owns a band of rows for the whole warp
-    /// and the workers meet at a spin barrier after every pass, instead of forking and joining rayon tasks twice per inner iteration (about
-    /// 15,000 times per 128x128 estimation, each only microseconds of work). Every thread
-    /// computes the stopping test from the same per-row errors in the same order, so all take
-    /// the same branch; results are bit-identical to the one-thread path. Called from inside a
-    /// rayon worker (for example flows of many samples computed in parallel), it runs on that
-    /// one thread: the parallelism is outside.
-    #[allow(clippy::too_many_arguments)]
-    fn iterate(
-        &self,
-        u1: &mut [f32],
-        u2: &mut [f32],
-        u3: &mut [f32],
-        p: &mut [f32],
-        p3: &mut [f32],
-        med: &mut [f32],
-        err: &mut [f32],
-        sq: &mut [f32],
-    ) {
+    /// pool's workers (`rayon::broadcast`): each worker owns a band of rows for the whole warp,
+    /// and the workers meet at a spin barrier **once per inner iteration** (about 7,500 times per
+    /// 128x128 estimation, each iteration only microseconds of work). Within an iteration a
+    /// thread runs the primal pass over its rows and then the dual pass, which needs the new
+    /// flow of the first row of the band below: the thread recomputes that row itself (a halo
+    /// row) from the rows the band below published at the end of the previous iteration (its
+    /// first flow row, its first row of `p`), and its own primal pass reads the last row of `p`
+    /// that the band above published. Published rows and per-row errors alternate between two
+    /// buffers, so a thread that runs ahead never overwrites what a slower one still reads.
+    /// Every thread computes the stopping test from the same per-row errors in the same order,
+    /// so all take the same branch; results are bit-identical to the one-thread path. Called
+    /// from inside a rayon worker (for example flows of many samples computed in parallel), it
+    /// runs on that one thread: the parallelism is outside.
+    fn iterate(&self, b: Buffers<'_>) {
         let (w, h) = (self.w, self.h);
         let inside_pool = rayon::current_thread_index().is_some();
-        let nt = if inside_pool || w * h < PAR_MIN_PIXELS {
+        let want = if inside_pool || w * h < PAR_MIN_PIXELS {
             1
         } else {
-            rayon::current_num_threads().min(h / 4).min(sq.len() / w.max(1)).max(1)
+            rayon::current_num_threads().min(h / 4).min(b.sq.len() / w.max(1)).max(1)
         };
-        let rows = h.div_ceil(nt);
-        let bands: Vec<(usize, usize)> =
-            (0..nt).map(|t| ((t * rows).min(h), ((t + 1) * rows).min(h))).collect();
+        // no empty band: every band below another has a first row to publish
+        let rows = h.div_ceil(want);
+        let nt = h.div_ceil(rows);
+        let bands: Vec<(usize, usize)> = (0..nt).map(|t| (t * rows, ((t + 1) * rows).min(h))).collect();
+        if b.snap.len() < nt * SNAP_THREAD * w {
+            b.snap.resize(nt * SNAP_THREAD * w, 0.0);
+        }
         let shared = Region {
-            u1: SharedRows::new(u1),
-            u2: SharedRows::new(u2),
-            u3: SharedRows::new(u3),
-            p: SharedRows::new(p),
-            p3: SharedRows::new(p3),
-            med: SharedRows::new(med),
-            err: SharedRows::new(err),
-            sq: SharedRows::new(sq),
+            u1: SharedRows::new(b.u1),
+            u2: SharedRows::new(b.u2),
+            u3: SharedRows::new(b.u3),
+            p: SharedRows::new(b.p),
+            p3: SharedRows::new(b.p3),
+            med: SharedRows::new(b.med),
+            med2: SharedRows::new(b.med2),
+            err: SharedRows::new(b.err),
+            sq: SharedRows::new(b.sq),
+            snap: SharedRows::new(b.snap),
             barrier: SpinBarrier::new(nt),
+            nt,
         };
         if nt == 1 {
             self.worker(&shared, 0, (0, h));
@@ -690,66 +696,147 @@ impl IterCtx<'_> {
         });
     }
 
+    /// Copies the rows of band `y0..y1` that the neighbouring bands read into thread `t`'s
+    /// published rows of parity `par`.
+    ///
+    /// # Safety
+    /// Called between barriers, while no other thread reads parity `par` of thread `t` and no
+    /// thread writes rows `y0` and `y1 - 1` of the flow and the dual variables.
+    unsafe fn publish(&self, r: &Region, t: usize, (y0, y1): (usize, usize), par: usize) {
+        let w = self.w;
+        let o = (t * SNAP_THREAD + par * SNAP) * w;
+        // SAFETY: thread `t`'s own published rows (the caller's promise) and rows of the flow
+        // and dual variables that nobody writes meanwhile.
+        let dst = unsafe { r.snap.rows(o, o + SNAP * w) };
+        let (last, y) = (y1 - 1, y0);
+        let parts: [(&SharedRows, usize, usize); 7] = [
+            (&r.u1, y * w, w),
+            (&r.u2, y * w, w),
+            (&r.u3, y * w, w),
+            (&r.p, 4 * y * w, 4 * w),
+            (&r.p3, 2 * y * w, 2 * w),
+            (&r.p, 4 * last * w, 4 * w),
+            (&r.p3, 2 * last * w, 2 * w),
+        ];
+        let mut at = 0;
+        for (src, start, len) in parts {
+            dst[at..at + len].copy_from_slice(unsafe { src.get(start, start + len) });
+            at += len;
+        }
+    }
+
     /// The iterations of thread `t`, which owns rows `y0..y1`.
     fn worker(&self, r: &Region, t: usize, (y0, y1): (usize, usize)) {
-        let w = self.w;
+        let (w, h) = (self.w, self.h);
+        let multi = r.nt > 1;
         // SAFETY (every `unsafe` block below): the region's phases are separated by
-        // `r.barrier.wait()`; within a phase a thread writes only its own rows of a buffer and
-        // no thread reads a buffer that any thread writes in that phase (see the comments).
+        // `r.barrier.wait()`. Between two barriers a thread writes only its own rows of the flow
+        // and dual variables, its own scratch rows, and its own published rows of one parity,
+        // while other threads read only published rows of the other parity (see `iterate`).
         let sq = unsafe { r.sq.rows(t * w, (t + 1) * w) };
+        let halo = t * SNAP_THREAD * w + 2 * SNAP * w;
+        let mut par = 0;
         let mut error = f32::MAX;
         let mut n_outer = 0;
         while error > self.scaled_eps && n_outer < self.outer {
             if self.median > 1 {
-                for u in [&r.u1, &r.u2] {
-                    // Phase: everybody reads u, writes its rows of med.
-                    imgops::median_rows(unsafe { u.all() }, w, self.h, self.median, y0, unsafe {
-                        r.med.rows(y0 * w, y1 * w)
+                // Phase: everybody reads u1 and u2, writes its rows of med and med2.
+                for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
+                    imgops::median_rows(unsafe { u.all() }, w, h, self.median, y0, unsafe {
+                        m.rows(y0 * w, y1 * w)
                     });
-                    r.barrier.wait();
-                    // Phase: everybody copies its rows of med into its rows of u.
-                    unsafe { u.rows(y0 * w, y1 * w) }.copy_from_slice(unsafe { r.med.rows(y0 * w, y1 * w) });
-                    r.barrier.wait();
                 }
+                r.barrier.wait();
+                // Phase (with the publication below): everybody copies its rows back.
+                for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
+                    unsafe { u.rows(y0 * w, y1 * w) }.copy_from_slice(unsafe { m.get(y0 * w, y1 * w) });
+                }
+            }
+            if multi {
+                unsafe { self.publish(r, t, (y0, y1), par) };
+                r.barrier.wait();
             }
             let mut n_inner = 0;
             while error > self.scaled_eps && n_inner < self.inner {
-                // Phase: everybody reads p, p3, writes its rows of u1, u2, u3, err.
-                let pc = PrimalCtx {
-                    w,
-                    data: self.data,
-                    p: unsafe { r.p.all() },
-                    p3: unsafe { r.p3.all() },
-                    zeros: self.zeros,
-                    lt: self.lt,
-                    theta: self.theta,
-                    gamma: self.gamma,
-                };
-                pc.band(
-                    y0,
-                    unsafe { r.u1.rows(y0 * w, y1 * w) },
-                    unsafe { r.u2.rows(y0 * w, y1 * w) },
-                    unsafe { r.u3.rows(y0 * w, y1 * w) },
-                    unsafe { r.err.rows(y0, y1) },
-                    sq,
-                );
-                r.barrier.wait();
-                // Phase: everybody reads err, u1, u2, u3, writes its rows of p, p3.
-                error = unsafe { r.err.all() }.iter().sum();
-                let dc = DualCtx {
-                    w,
-                    h: self.h,
-                    u1: unsafe { r.u1.all() },
-                    u2: unsafe { r.u2.all() },
-                    u3: unsafe { r.u3.all() },
-                    zeros: self.zeros,
-                    taut: self.taut,
-                    use_gamma: self.use_gamma,
-                };
-                dc.band(y0, unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }, unsafe {
-                    r.p3.rows(2 * y0 * w, 2 * y1 * w)
+                // the published rows of the neighbours, parity `par`
+                let above = (t > 0).then(|| unsafe {
+                    let o = ((t - 1) * SNAP_THREAD + par * SNAP) * w;
+                    r.snap.get(o + 9 * w, o + SNAP * w)
                 });
-                r.barrier.wait();
+                let below = (y1 < h).then(|| unsafe {
+                    let o = ((t + 1) * SNAP_THREAD + par * SNAP) * w;
+                    r.snap.get(o, o + 9 * w)
+                });
+                // primal pass over the own rows
+                for y in y0..y1 {
+                    let (pup, p3up) = match (y == y0, above) {
+                        (false, _) => unsafe {
+                            (r.p.get(4 * (y - 1) * w, 4 * y * w), r.p3.get(2 * (y - 1) * w, 2 * y * w))
+                        },
+                        (true, Some(a)) => (&a[..4 * w], &a[4 * w..6 * w]),
+                        (true, None) => (&self.zeros[..4 * w], &self.zeros[..2 * w]),
+                    };
+                    let inp = PrimalIn {
+                        drow: &self.data[4 * y * w..4 * (y + 1) * w],
+                        prow: unsafe { r.p.get(4 * y * w, 4 * (y + 1) * w) },
+                        pup,
+                        p3row: unsafe { r.p3.get(2 * y * w, 2 * (y + 1) * w) },
+                        p3up,
+                    };
+                    let (u1r, u2r, u3r) = unsafe {
+                        (
+                            r.u1.rows(y * w, (y + 1) * w),
+                            r.u2.rows(y * w, (y + 1) * w),
+                            r.u3.rows(y * w, (y + 1) * w),
+                        )
+                    };
+                    let e = self.primal.row(&inp, u1r, u2r, u3r, sq);
+                    let slot = unsafe { r.err.rows(par * h + y, par * h + y + 1) };
+                    slot[0] = e;
+                }
+                // the halo row: the new flow of the first row of the band below
+                if let Some(b) = below {
+                    let hrow = unsafe { r.snap.rows(halo, halo + 3 * w) };
+                    hrow.copy_from_slice(&b[..3 * w]);
+                    let (h1, rest) = hrow.split_at_mut(w);
+                    let (h2, h3) = rest.split_at_mut(w);
+                    let inp = PrimalIn {
+                        drow: &self.data[4 * y1 * w..4 * (y1 + 1) * w],
+                        prow: &b[3 * w..7 * w],
+                        pup: unsafe { r.p.get(4 * (y1 - 1) * w, 4 * y1 * w) },
+                        p3row: &b[7 * w..9 * w],
+                        p3up: unsafe { r.p3.get(2 * (y1 - 1) * w, 2 * y1 * w) },
+                    };
+                    self.primal.row(&inp, h1, h2, h3, sq);
+                }
+                // dual pass over the own rows
+                for y in y0..y1 {
+                    let row = |u: usize, y: usize| {
+                        let u = [&r.u1, &r.u2, &r.u3][u];
+                        unsafe { u.get(y * w, (y + 1) * w) }
+                    };
+                    let (u1r, u2r, u3r) = (row(0, y), row(1, y), row(2, y));
+                    let (u1d, u2d, u3d) = if y + 1 == h {
+                        (u1r, u2r, u3r)
+                    } else if y + 1 == y1 {
+                        let hr = unsafe { r.snap.get(halo, halo + 3 * w) };
+                        (&hr[..w], &hr[w..2 * w], &hr[2 * w..])
+                    } else {
+                        (row(0, y + 1), row(1, y + 1), row(2, y + 1))
+                    };
+                    let inp = DualIn { u1r, u2r, u3r, u1d, u2d, u3d };
+                    let (prow, p3row) = unsafe {
+                        (r.p.rows(4 * y * w, 4 * (y + 1) * w), r.p3.rows(2 * y * w, 2 * (y + 1) * w))
+                    };
+                    self.dual.row(&inp, prow, p3row);
+                }
+                if multi {
+                    unsafe { self.publish(r, t, (y0, y1), par ^ 1) };
+                    r.barrier.wait();
+                }
+                // Phase: everybody reads the errors of parity `par`.
+                error = unsafe { r.err.get(par * h, (par + 1) * h) }.iter().sum();
+                par ^= 1;
                 n_inner += 1;
             }
             n_outer += 1;
@@ -765,9 +852,12 @@ struct Region {
     p: SharedRows,
     p3: SharedRows,
     med: SharedRows,
+    med2: SharedRows,
     err: SharedRows,
     sq: SharedRows,
+    snap: SharedRows,
     barrier: SpinBarrier,
+    nt: usize,
 }
 
 /// A mutable `f32` buffer shared by the threads of one parallel region. The region's barriers
@@ -789,7 +879,7 @@ impl SharedRows {
         Self { ptr: s.as_mut_ptr(), len: s.len() }
     }
 
-    /// Elements `a..b`, mutable.
+    /// Elements `a..b` (clamped to the buffer), mutable.
     ///
     /// # Safety
     /// No other thread may access `a..b` while the returned slice lives.
@@ -800,13 +890,24 @@ impl SharedRows {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(a), b - a) }
     }
 
+    /// Elements `a..b` (clamped to the buffer), shared.
+    ///
+    /// # Safety
+    /// No thread may write `a..b` while the returned slice lives.
+    unsafe fn get(&self, a: usize, b: usize) -> &[f32] {
+        let (a, b) = (a.min(self.len), b.min(self.len).max(a.min(self.len)));
+        // SAFETY: `a <= b <= len` of the original slice; no concurrent writes is the caller's
+        // promise.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(a), b - a) }
+    }
+
     /// The whole buffer, shared.
     ///
     /// # Safety
     /// No thread may write the buffer while the returned slice lives.
     unsafe fn all(&self) -> &[f32] {
-        // SAFETY: the original slice's extent; no concurrent writes is the caller's promise.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        // SAFETY: as for `get`.
+        unsafe { self.get(0, self.len) }
     }
 }
 
