@@ -18,7 +18,6 @@
 use crate::error::{invalid, Result};
 use crate::imgops::{self, CubicTaps};
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -162,7 +161,7 @@ struct Workspace {
     /// Per-row errors of two consecutive inner iterations.
     err: Vec<f32>,
     /// Each thread's published boundary rows (two parities) and private halo rows, see
-    /// [`IterCtx::iterate`].
+    /// [`IterCtx::run`].
     snap: Vec<f32>,
 }
 
@@ -519,7 +518,6 @@ impl DualCtx {
 fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let (w, h) = ws.sizes[s];
     let n = w * h;
-    let rows = imgops::band_rows(h, w);
     let use_gamma = cfg.gamma > 0.0;
     let i0 = &ws.i0[s];
     let i1 = &ws.i1[s];
@@ -528,6 +526,7 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let i1x = &mut ws.i1x[..n];
     let i1y = &mut ws.i1y[..n];
     imgops::centered_gradient(i1, w, h, i1x, i1y);
+    let (i1x, i1y) = (&*i1x, &*i1y);
     let data = &mut ws.data[..4 * n];
     let p = &mut ws.p[..4 * n];
     let p3 = &mut ws.p3[..2 * n];
@@ -538,79 +537,52 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let snap = &mut ws.snap;
     let (zeros, sq) = ws.tmp.split_at_mut(4 * w);
     zeros.iter_mut().for_each(|v| *v = 0.0);
-    let zeros = &*zeros;
-    p.iter_mut().for_each(|v| *v = 0.0);
-    p3.iter_mut().for_each(|v| *v = 0.0);
-    u3.iter_mut().for_each(|v| *v = 0.0);
-    let lt = cfg.lambda * cfg.theta;
-    let taut = cfg.tau / cfg.theta;
-    let g2 = cfg.gamma * cfg.gamma;
-    let scaled_eps = cfg.epsilon * cfg.epsilon * n as f32;
-    let (i1x, i1y) = (&*i1x, &*i1y);
-    for _warp in 0..cfg.warps {
-        // warp I1 and its gradient with the current flow; data-term constants
-        {
-            let (u1r, u2r) = (&*u1, &*u2);
-            let fill = |y0: usize, band: &mut [f32]| {
-                for (r, row) in band.chunks_mut(4 * w).enumerate() {
-                    let y = y0 + r;
-                    for x in 0..w {
-                        let i = y * w + x;
-                        let taps = CubicTaps::new(w, h, x as f32 + u1r[i], y as f32 + u2r[i]);
-                        let iw = taps.sample(i1, w);
-                        let ix = taps.sample(i1x, w);
-                        let iy = taps.sample(i1y, w);
-                        row[x] = ix;
-                        row[w + x] = iy;
-                        row[2 * w + x] = ix * ix + iy * iy + g2;
-                        row[3 * w + x] = iw - ix * u1r[i] - iy * u2r[i] - i0[i];
-                    }
-                }
-            };
-            let chunk = 4 * w * rows;
-            if data.len() <= chunk {
-                fill(0, data);
-            } else {
-                data.par_chunks_mut(chunk).enumerate().for_each(|(k, c)| fill(k * rows, c));
-            }
-        }
-        let ctx = IterCtx {
-            w,
-            h,
-            data,
-            zeros,
-            primal: PrimalCtx { w, lt, theta: cfg.theta, gamma: cfg.gamma },
-            dual: DualCtx { w, taut, use_gamma },
-            scaled_eps,
-            median: cfg.median_filtering,
-            inner: cfg.inner_iterations,
-            outer: cfg.outer_iterations,
-        };
-        ctx.iterate(Buffers { u1, u2, u3, p, p3, med, med2, err, sq, snap });
-    }
+    let ctx = IterCtx {
+        w,
+        h,
+        i0,
+        i1,
+        i1x,
+        i1y,
+        g2: cfg.gamma * cfg.gamma,
+        zeros,
+        primal: PrimalCtx { w, lt: cfg.lambda * cfg.theta, theta: cfg.theta, gamma: cfg.gamma },
+        dual: DualCtx { w, taut: cfg.tau / cfg.theta, use_gamma },
+        scaled_eps: cfg.epsilon * cfg.epsilon * n as f32,
+        median: cfg.median_filtering,
+        warps: cfg.warps,
+        inner: cfg.inner_iterations,
+        outer: cfg.outer_iterations,
+    };
+    ctx.run(Buffers { u1, u2, u3, p, p3, data, med, med2, err, sq, snap });
 }
 
 /// Images smaller than this many pixels are iterated on one thread.
 const PAR_MIN_PIXELS: usize = 1024;
 
-/// Held while a parallel region runs on the rayon pool (see [`IterCtx::iterate`]).
+/// Held while a parallel region runs on the rayon pool (see [`IterCtx::run`]).
 static REGION: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The constants of one warp's outer/inner iterations.
+/// The inputs and constants of one pyramid level's warps and iterations.
 struct IterCtx<'a> {
     w: usize,
     h: usize,
-    data: &'a [f32],
+    i0: &'a [f32],
+    i1: &'a [f32],
+    i1x: &'a [f32],
+    i1y: &'a [f32],
+    g2: f32,
     zeros: &'a [f32],
     primal: PrimalCtx,
     dual: DualCtx,
     scaled_eps: f32,
     median: usize,
+    warps: usize,
     inner: usize,
     outer: usize,
 }
 
-/// The buffers one warp's iterations update: the flow, the dual variables, and scratch (`err`
+/// The buffers one level's iterations update: the flow, the dual variables, and scratch (`err`
 /// holds `2 h` values, `sq` at least one row per thread).
 struct Buffers<'a> {
     u1: &'a mut [f32],
@@ -618,6 +590,7 @@ struct Buffers<'a> {
     u3: &'a mut [f32],
     p: &'a mut [f32],
     p3: &'a mut [f32],
+    data: &'a mut [f32],
     med: &'a mut [f32],
     med2: &'a mut [f32],
     err: &'a mut [f32],
@@ -632,13 +605,15 @@ const SNAP: usize = 15;
 const SNAP_THREAD: usize = 2 * SNAP + 3;
 
 impl IterCtx<'_> {
-    /// The outer iterations (median filtering of the flow) and inner iterations (primal and
-    /// dual passes, epsilon stopping rule) of one warp.
+    /// The warps of one pyramid level: for each, the warped image and data-term constants, then
+    /// the outer iterations (median filtering of the flow) and inner iterations (primal and
+    /// dual passes, epsilon stopping rule).
     ///
-    /// With more than one thread the iterations run as **one parallel region** on the rayon
-    /// pool's workers (`rayon::broadcast`): each worker owns a band of rows for the whole warp,
-    /// and the workers meet at a spin barrier **once per inner iteration** (about 7,500 times per
-    /// 128x128 estimation, each iteration only microseconds of work). Within an iteration a
+    /// With more than one thread the level runs as **one parallel region** on the rayon pool's
+    /// workers (`rayon::broadcast`): each worker owns a band of rows for the whole level (it
+    /// zeroes and warps its own rows, so they stay in its core's cache), and the workers meet
+    /// at a spin barrier **once per inner iteration** (each only microseconds of work at
+    /// 128x128) and twice per outer iteration (the median filter). Within an iteration a
     /// thread runs the primal pass over its rows and then the dual pass, which needs the new
     /// flow of the first row of the band below: the thread recomputes that row itself (a halo
     /// row) from the rows the band below published at the end of the previous iteration (its
@@ -649,7 +624,7 @@ impl IterCtx<'_> {
     /// so all take the same branch; results are bit-identical to the one-thread path. Called
     /// from inside a rayon worker (for example flows of many samples computed in parallel), it
     /// runs on that one thread: the parallelism is outside.
-    fn iterate(&self, b: Buffers<'_>) {
+    fn run(&self, b: Buffers<'_>) {
         let (w, h) = (self.w, self.h);
         let inside_pool = rayon::current_thread_index().is_some();
         let want = if inside_pool || w * h < PAR_MIN_PIXELS {
@@ -670,6 +645,7 @@ impl IterCtx<'_> {
             u3: SharedRows::new(b.u3),
             p: SharedRows::new(b.p),
             p3: SharedRows::new(b.p3),
+            data: SharedRows::new(b.data),
             med: SharedRows::new(b.med),
             med2: SharedRows::new(b.med2),
             err: SharedRows::new(b.err),
@@ -725,17 +701,69 @@ impl IterCtx<'_> {
         }
     }
 
-    /// The iterations of thread `t`, which owns rows `y0..y1`.
+    /// The warps and iterations of thread `t`, which owns rows `y0..y1`.
     fn worker(&self, r: &Region, t: usize, (y0, y1): (usize, usize)) {
-        let (w, h) = (self.w, self.h);
-        let multi = r.nt > 1;
+        let w = self.w;
         // SAFETY (every `unsafe` block below): the region's phases are separated by
         // `r.barrier.wait()`. Between two barriers a thread writes only its own rows of the flow
         // and dual variables, its own scratch rows, and its own published rows of one parity,
-        // while other threads read only published rows of the other parity (see `iterate`).
+        // while other threads read only published rows of the other parity (see `run`).
         let sq = unsafe { r.sq.rows(t * w, (t + 1) * w) };
         let halo = t * SNAP_THREAD * w + 2 * SNAP * w;
         let mut par = 0;
+        // Phase: everybody zeroes its rows of the dual variables and of u3.
+        unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }.fill(0.0);
+        unsafe { r.p3.rows(2 * y0 * w, 2 * y1 * w) }.fill(0.0);
+        unsafe { r.u3.rows(y0 * w, y1 * w) }.fill(0.0);
+        for _warp in 0..self.warps {
+            // Phase (with the median filter): everybody warps I1 and its gradient with its rows
+            // of the flow into its rows of `data`.
+            unsafe {
+                self.warp_rows(
+                    r.data.rows(4 * y0 * w, 4 * y1 * w),
+                    y0,
+                    r.u1.get(y0 * w, y1 * w),
+                    r.u2.get(y0 * w, y1 * w),
+                )
+            };
+            self.iterations(r, t, (y0, y1), &mut par, sq, halo);
+        }
+    }
+
+    /// Warps `I1` and its gradient with the flow rows `u1`, `u2` (rows `y0..`) and writes the
+    /// data-term rows `[I1wx | I1wy | |grad|² + gamma² | rho_c]` into `data`.
+    fn warp_rows(&self, data: &mut [f32], y0: usize, u1: &[f32], u2: &[f32]) {
+        let (w, h) = (self.w, self.h);
+        for (r, row) in data.chunks_mut(4 * w).enumerate() {
+            let y = y0 + r;
+            for x in 0..w {
+                let (i, k) = (y * w + x, r * w + x);
+                let taps = CubicTaps::new(w, h, x as f32 + u1[k], y as f32 + u2[k]);
+                let iw = taps.sample(self.i1, w);
+                let ix = taps.sample(self.i1x, w);
+                let iy = taps.sample(self.i1y, w);
+                row[x] = ix;
+                row[w + x] = iy;
+                row[2 * w + x] = ix * ix + iy * iy + self.g2;
+                row[3 * w + x] = iw - ix * u1[k] - iy * u2[k] - self.i0[i];
+            }
+        }
+    }
+
+    /// The outer and inner iterations of one warp on thread `t` (rows `y0..y1`); `par` is the
+    /// parity of the published rows and errors, carried from warp to warp.
+    fn iterations(
+        &self,
+        r: &Region,
+        t: usize,
+        (y0, y1): (usize, usize),
+        parity: &mut usize,
+        sq: &mut [f32],
+        halo: usize,
+    ) {
+        let (w, h) = (self.w, self.h);
+        let mut par = *parity;
+        let multi = r.nt > 1;
         let mut error = f32::MAX;
         let mut n_outer = 0;
         while error > self.scaled_eps && n_outer < self.outer {
@@ -777,7 +805,7 @@ impl IterCtx<'_> {
                         (true, None) => (&self.zeros[..4 * w], &self.zeros[..2 * w]),
                     };
                     let inp = PrimalIn {
-                        drow: &self.data[4 * y * w..4 * (y + 1) * w],
+                        drow: unsafe { r.data.get(4 * y * w, 4 * (y + 1) * w) },
                         prow: unsafe { r.p.get(4 * y * w, 4 * (y + 1) * w) },
                         pup,
                         p3row: unsafe { r.p3.get(2 * y * w, 2 * (y + 1) * w) },
@@ -801,7 +829,7 @@ impl IterCtx<'_> {
                     let (h1, rest) = hrow.split_at_mut(w);
                     let (h2, h3) = rest.split_at_mut(w);
                     let inp = PrimalIn {
-                        drow: &self.data[4 * y1 * w..4 * (y1 + 1) * w],
+                        drow: unsafe { r.data.get(4 * y1 * w, 4 * (y1 + 1) * w) },
                         prow: &b[3 * w..7 * w],
                         pup: unsafe { r.p.get(4 * (y1 - 1) * w, 4 * y1 * w) },
                         p3row: &b[7 * w..9 * w],
@@ -841,16 +869,18 @@ impl IterCtx<'_> {
             }
             n_outer += 1;
         }
+        *parity = par;
     }
 }
 
-/// The buffers of one parallel region (see [`IterCtx::iterate`]).
+/// The buffers of one parallel region (see [`IterCtx::run`]).
 struct Region {
     u1: SharedRows,
     u2: SharedRows,
     u3: SharedRows,
     p: SharedRows,
     p3: SharedRows,
+    data: SharedRows,
     med: SharedRows,
     med2: SharedRows,
     err: SharedRows,
