@@ -76,7 +76,10 @@ fn json(reps: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("json") {
-        json(args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20));
+        let reps = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
+        // On a worker of the rayon pool, as `fit` and the LOSO trainer run: the many small
+        // parallel ops of a step then start without waking a worker and sleeping the caller.
+        rayon::scope(|_| json(reps));
         return;
     }
     let dev = Device::Cpu;

@@ -177,6 +177,43 @@ fn same_seed_same_weights_different_seed_different_weights() {
 }
 
 #[test]
+fn fit_runs_on_a_pool_worker_with_the_same_result() {
+    // Called from outside a rayon pool, `fit_with` moves the training onto a worker of the pool
+    // (so the steps' parallel operations start without cross-thread wake-ups); inside a pool it
+    // stays where it is. Both give the same weights.
+    let ds = synthetic(2, 8, 4);
+    let cfg = ModelConfig::Ststnet(StstnetConfig::default());
+    let run = |inside: bool| {
+        let mut m = Model::new(&cfg, 3, &Device::Cpu).unwrap();
+        let mut on_worker = Vec::new();
+        let train = |m: &mut Model, on_worker: &mut Vec<bool>| {
+            mex_classify::fit_with(m, &ds, &small_recipe(2, 3), |_| {
+                on_worker.push(rayon::current_thread_index().is_some())
+            })
+            .unwrap()
+        };
+        if inside {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            pool.install(|| train(&mut m, &mut on_worker));
+        } else {
+            train(&mut m, &mut on_worker);
+        }
+        let w: Vec<Vec<f32>> = m
+            .named_tensors()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.flatten_all().unwrap().to_vec1().unwrap())
+            .collect();
+        (w, on_worker)
+    };
+    let (a, on_a) = run(false);
+    let (b, on_b) = run(true);
+    assert_eq!(on_a, vec![true, true], "the epochs ran on the caller's thread, not on a pool worker");
+    assert_eq!(on_b, vec![true, true]);
+    assert_eq!(a, b);
+}
+
+#[test]
 fn ststnet_learns_a_separable_problem() {
     let train = synthetic(3, 30, 2);
     let test = synthetic(1, 30, 3);
