@@ -274,6 +274,13 @@ fn all_finite(x: &[f32]) -> bool {
     x.chunks(4096).all(|c| c.iter().fold(0u32, |a, v| a | u32::from(v.to_bits() & EXP == EXP)) == 0)
 }
 
+/// Lengthens `v` to at least `len` values (new ones `fill`); never shortens it.
+fn grow<T: Copy>(v: &mut Vec<T>, len: usize, fill: T) {
+    if v.len() < len {
+        v.resize(len, fill);
+    }
+}
+
 /// Zeroes a slice of a few values (a row's padding or unused columns) with inline stores:
 /// `fill` of a length unknown at compile time becomes a `memset` call, which cost more than 5 %
 /// of a training step when called for every row of every map.
@@ -1404,9 +1411,12 @@ impl FusedOp {
         c.generation = generation;
         c.batch = n;
         c.geom = Some(g);
-        c.xp.resize(n * pin, 0.0);
-        c.act.resize(n * pout, 0.0);
-        c.arg.resize(n * npool, 0);
+        // The caches only grow (batches of 256 and of the fold's remainder alternate): every
+        // value of the first `n` samples is written below, and the zeros a buffer got when it
+        // grew (unused map columns, slack) are never overwritten.
+        grow(&mut c.xp, n * pin, 0.0);
+        grow(&mut c.act, n * pout, 0.0);
+        grow(&mut c.arg, n * npool, 0);
         let insz = g.cin * g.h * g.w;
         // The sign of BatchNorm's scale is the sign of gamma (1/std > 0), so the pooling
         // direction is known before the batch statistics: pool the raw maps (negated where
@@ -1419,9 +1429,9 @@ impl FusedOp {
         // Convolution, moments and raw pooling, in parallel over fixed blocks of samples.
         let moments: Vec<Vec<f64>> = x
             .par_chunks(insz * BLOCK)
-            .zip(c.xp.par_chunks_mut(pin * BLOCK))
-            .zip(c.act.par_chunks_mut(pout * BLOCK))
-            .zip(out.par_chunks_mut(npool * BLOCK).zip(c.arg.par_chunks_mut(npool * BLOCK)))
+            .zip(c.xp[..n * pin].par_chunks_mut(pin * BLOCK))
+            .zip(c.act[..n * pout].par_chunks_mut(pout * BLOCK))
+            .zip(out.par_chunks_mut(npool * BLOCK).zip(c.arg[..n * npool].par_chunks_mut(npool * BLOCK)))
             .map(|(((xb, xpb), ab), (ob, argb))| {
                 let mut sums = vec![0f64; 2 * o];
                 let mut scratch = PoolScratch::default();
@@ -1454,8 +1464,8 @@ impl FusedOp {
         let per = g.ph() * g.pw();
         // The raw maxima are kept for the backward pass (`dir * v` is exactly the map's value at
         // the arg-max), so that it need not gather them from the maps.
-        c.pooled.resize(n * npool, 0.0);
-        out.par_chunks_mut(npool).zip(c.pooled.par_chunks_mut(npool)).for_each(|(os, raw)| {
+        grow(&mut c.pooled, n * npool, 0.0);
+        out.par_chunks_mut(npool).zip(c.pooled[..n * npool].par_chunks_mut(npool)).for_each(|(os, raw)| {
             for (ch, (vals, raw)) in os.chunks_exact_mut(per).zip(raw.chunks_exact_mut(per)).enumerate() {
                 let (a, b) = (scale[ch] * dirs[ch], shift[ch]);
                 for (v, r) in vals.iter_mut().zip(raw) {
@@ -1535,30 +1545,31 @@ impl FusedOp {
         // `DZ_MAPS` dz maps per block, each padded with zeros to a multiple of the dot-product
         // block (the padded input planes have the slack to be read that far).
         let dzlen = DZ_MAPS * dz_len(&g);
-        c.dz.clear();
-        c.dz.resize(nblocks * dzlen, 0.0);
+        // Grown with zeros and never cleared: the backward writes every value of each map and
+        // never the padding after it.
+        grow(&mut c.dz, nblocks * dzlen, 0.0);
         let (xp, act, arg) = (&c.xp, &c.act, &c.arg);
-        let partials: Vec<Vec<f32>> =
-            c.dz.par_chunks_mut(dzlen)
-                .enumerate()
-                .map(|(blk, dz)| {
-                    let mut acc = vec![0f32; nw + o];
-                    let (dw, db) = acc.split_at_mut(nw);
-                    for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
-                        let io = BackIo {
-                            xp: &xp[b * pin..(b + 1) * pin],
-                            act: &act[b * o * pout..(b + 1) * o * pout],
-                            arg: &arg[b * npool..(b + 1) * npool],
-                            gout: &gout[b * npool..(b + 1) * npool],
-                            dz: &mut *dz,
-                            dw: &mut *dw,
-                            db: &mut *db,
-                        };
-                        backward_dispatch(&g, &bn, io);
-                    }
-                    acc
-                })
-                .collect();
+        let partials: Vec<Vec<f32>> = c.dz[..nblocks * dzlen]
+            .par_chunks_mut(dzlen)
+            .enumerate()
+            .map(|(blk, dz)| {
+                let mut acc = vec![0f32; nw + o];
+                let (dw, db) = acc.split_at_mut(nw);
+                for b in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
+                    let io = BackIo {
+                        xp: &xp[b * pin..(b + 1) * pin],
+                        act: &act[b * o * pout..(b + 1) * o * pout],
+                        arg: &arg[b * npool..(b + 1) * npool],
+                        gout: &gout[b * npool..(b + 1) * npool],
+                        dz: &mut *dz,
+                        dw: &mut *dw,
+                        db: &mut *db,
+                    };
+                    backward_dispatch(&g, &bn, io);
+                }
+                acc
+            })
+            .collect();
         let mut out = vec![0f32; g.packed_len(false)];
         for part in &partials {
             for (a, b) in out.iter_mut().zip(part) {
