@@ -79,7 +79,7 @@ fn main() {
         let reps = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
         // On a worker of the rayon pool, as `fit` and the LOSO trainer run: the many small
         // parallel ops of a step then start without waking a worker and sleeping the caller.
-        rayon::scope(|_| json(reps));
+        rayon::join(|| json(reps), || ());
         return;
     }
     let dev = Device::Cpu;

@@ -297,10 +297,11 @@ fn zero_few(tail: &mut [f32]) {
 }
 
 /// Copies one sample `(C, H, W)` into zero-padded planes of `plane_in` values (only the
-/// padding is zeroed, not the whole buffer); returns whether every value was finite.
+/// padding is zeroed, not the whole buffer); returns whether every value was finite (checked
+/// once over the whole sample, not row by row).
 fn pad_sample(g: &BlockGeom, x: &[f32], xp: &mut [f32]) -> bool {
-    let mut finite = true;
     let (s, pin, p) = (g.stride(), g.plane_in(), g.pad);
+    let x = &x[..g.cin * g.h * g.w];
     for c in 0..g.cin {
         let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         let dst = &mut xp[c * pin..(c + 1) * pin];
@@ -314,10 +315,9 @@ fn pad_sample(g: &BlockGeom, x: &[f32], xp: &mut [f32]) -> bool {
             let (mid, right) = rest.split_at_mut(g.w);
             mid.copy_from_slice(row);
             zero_few(right);
-            finite &= all_finite(row);
         }
     }
-    finite
+    all_finite(x)
 }
 
 /// ReLU(conv + bias) of `OB` consecutive output channels starting at `o0`: each input vector

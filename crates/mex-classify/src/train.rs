@@ -291,9 +291,7 @@ pub fn fit_with(
     if rayon::current_thread_index().is_some() {
         return fit_here(model, train, cfg, on_epoch);
     }
-    let mut out = None;
-    rayon::scope(|_| out = Some(fit_here(model, train, cfg, on_epoch)));
-    out.unwrap_or_else(|| Err(Error::Dataset("training did not run on the thread pool".into())))
+    rayon::join(|| fit_here(model, train, cfg, on_epoch), || ()).0
 }
 
 /// [`fit_with`] on the calling thread.
