@@ -177,8 +177,8 @@ fn blur_separable_impl(src: &[f32], w: usize, h: usize, k: &[f32], tmp: &mut [f3
                 out[x] = border(row, x);
             }
         } else {
-            for x in 0..w {
-                out[x] = border(row, x);
+            for (x, o) in out.iter_mut().enumerate() {
+                *o = border(row, x);
             }
         }
     }
