@@ -283,75 +283,137 @@ fn poly_exp(
     ig: [f64; 4],
     dst: &mut [f32],
 ) {
-    let [ig11, ig03, ig33, ig55] = ig;
     let rows = band_rows(h, w);
+    let k = PolyKernel { g, xg, xxg, ig, n };
     let body = |y0: usize, band: &mut [f32]| {
-        // vertical sums with replicated row padding of n on both sides
-        let mut row = vec![0.0f32; (w + 2 * n) * 3];
-        for (ry, out) in band.chunks_mut(5 * w).enumerate() {
-            let y = y0 + ry;
-            let c = n; // centre index in the kernels
-            for x in 0..w {
-                let v = src[y * w + x];
-                row[(x + n) * 3] = v * g[c];
-                row[(x + n) * 3 + 1] = 0.0;
-                row[(x + n) * 3 + 2] = 0.0;
-            }
-            for k in 1..=n {
-                let ya = y.saturating_sub(k);
-                let yb = (y + k).min(h - 1);
-                let (g0, g1, g2) = (g[c + k], xg[c + k], xxg[c + k]);
-                for x in 0..w {
-                    let s0 = src[ya * w + x];
-                    let s1 = src[yb * w + x];
-                    let p = s0 + s1;
-                    let t = &mut row[(x + n) * 3..(x + n) * 3 + 3];
-                    t[0] += g0 * p;
-                    t[1] += g1 * (s1 - s0);
-                    t[2] += g2 * p;
-                }
-            }
-            for k in 0..n {
-                for ch in 0..3 {
-                    row[k * 3 + ch] = row[n * 3 + ch];
-                    row[(w + n + k) * 3 + ch] = row[(w + n - 1) * 3 + ch];
-                }
-            }
-            for x in 0..w {
-                let xc = x + n;
-                let g0 = f64::from(g[c]);
-                let mut b1 = f64::from(row[xc * 3]) * g0;
-                let mut b2 = 0.0f64;
-                let mut b3 = f64::from(row[xc * 3 + 1]) * g0;
-                let mut b4 = 0.0f64;
-                let mut b5 = f64::from(row[xc * 3 + 2]) * g0;
-                let mut b6 = 0.0f64;
-                for k in 1..=n {
-                    let (r, l) = ((xc + k) * 3, (xc - k) * 3);
-                    let gk = f64::from(g[c + k]);
-                    let xgk = f64::from(xg[c + k]);
-                    let tg = f64::from(row[r]) + f64::from(row[l]);
-                    b1 += tg * gk;
-                    b4 += tg * f64::from(xxg[c + k]);
-                    b2 += (f64::from(row[r]) - f64::from(row[l])) * xgk;
-                    b3 += (f64::from(row[r + 1]) + f64::from(row[l + 1])) * gk;
-                    b6 += (f64::from(row[r + 1]) - f64::from(row[l + 1])) * xgk;
-                    b5 += (f64::from(row[r + 2]) + f64::from(row[l + 2])) * gk;
-                }
-                let o = &mut out[5 * x..5 * x + 5];
-                o[0] = (b3 * ig11) as f32;
-                o[1] = (b2 * ig11) as f32;
-                o[2] = (b1 * ig03 + b5 * ig33) as f32;
-                o[3] = (b1 * ig03 + b4 * ig33) as f32;
-                o[4] = (b6 * ig55) as f32;
-            }
+        #[cfg(target_arch = "x86_64")]
+        if imgops::has_avx512() {
+            // SAFETY: the CPU supports AVX-512F (checked at run time).
+            unsafe { poly_rows_avx512(src, w, h, &k, y0, band) };
+            return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if imgops::has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time).
+            unsafe { poly_rows_avx2(src, w, h, &k, y0, band) };
+            return;
+        }
+        poly_rows(src, w, h, &k, y0, band)
     };
     let chunk = 5 * w * rows;
     if dst.len() <= chunk {
         body(0, dst);
     } else {
         dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
+    }
+}
+
+/// The kernels and normalisation of [`poly_exp`].
+struct PolyKernel<'a> {
+    g: &'a [f32],
+    xg: &'a [f32],
+    xxg: &'a [f32],
+    ig: [f64; 4],
+    n: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn poly_rows_avx512(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
+    poly_rows(src, w, h, k, y0, band)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn poly_rows_avx2(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
+    poly_rows(src, w, h, k, y0, band)
+}
+
+/// The expansion of the rows `y0..` of `band` (5 interleaved coefficients per pixel), as
+/// OpenCV's `FarnebackPolyExp`: vertical sums in `f32` into three planes of the row (replicated
+/// `n` columns beyond each end), then horizontal sums in `f64`. Both passes run a tap at a time
+/// over the whole row, so that they vectorise; every value is the same sum in the same order as
+/// a per-pixel loop over the taps.
+#[inline(always)]
+fn poly_rows(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
+    let PolyKernel { g, xg, xxg, ig, n } = *k;
+    let [ig11, ig03, ig33, ig55] = ig;
+    let c = n; // centre index in the kernels
+    let wp = w + 2 * n;
+    // three planes of the vertically summed row, then six f64 accumulators per pixel
+    let mut rows = vec![0.0f32; 3 * wp];
+    let mut acc = vec![0.0f64; 6 * w];
+    for (ry, out) in band.chunks_mut(5 * w).enumerate() {
+        let y = y0 + ry;
+        {
+            let (r0, rest) = rows.split_at_mut(wp);
+            let (r1, r2) = rest.split_at_mut(wp);
+            let (m0, m1, m2) = (&mut r0[n..n + w], &mut r1[n..n + w], &mut r2[n..n + w]);
+            for (t, &v) in m0.iter_mut().zip(&src[y * w..(y + 1) * w]) {
+                *t = v * g[c];
+            }
+            m1.fill(0.0);
+            m2.fill(0.0);
+            for kk in 1..=n {
+                let ya = y.saturating_sub(kk);
+                let yb = (y + kk).min(h - 1);
+                let (g0, g1, g2) = (g[c + kk], xg[c + kk], xxg[c + kk]);
+                let (sa, sb) = (&src[ya * w..(ya + 1) * w], &src[yb * w..(yb + 1) * w]);
+                for x in 0..w {
+                    let (s0, s1) = (sa[x], sb[x]);
+                    let p = s0 + s1;
+                    m0[x] += g0 * p;
+                    m1[x] += g1 * (s1 - s0);
+                    m2[x] += g2 * p;
+                }
+            }
+            for r in [&mut *r0, &mut *r1, &mut *r2] {
+                let (first, last) = (r[n], r[n + w - 1]);
+                r[..n].fill(first);
+                r[n + w..].fill(last);
+            }
+        }
+        let (r0, rest) = rows.split_at(wp);
+        let (r1, r2) = rest.split_at(wp);
+        let (b1, rest) = acc.split_at_mut(w);
+        let (b2, rest) = rest.split_at_mut(w);
+        let (b3, rest) = rest.split_at_mut(w);
+        let (b4, rest) = rest.split_at_mut(w);
+        let (b5, b6) = rest.split_at_mut(w);
+        let g0 = f64::from(g[c]);
+        for x in 0..w {
+            b1[x] = f64::from(r0[x + n]) * g0;
+            b2[x] = 0.0;
+            b3[x] = f64::from(r1[x + n]) * g0;
+            b4[x] = 0.0;
+            b5[x] = f64::from(r2[x + n]) * g0;
+            b6[x] = 0.0;
+        }
+        for kk in 1..=n {
+            let gk = f64::from(g[c + kk]);
+            let xgk = f64::from(xg[c + kk]);
+            let xxgk = f64::from(xxg[c + kk]);
+            // columns x + kk and x - kk of the padded planes
+            let (r0r, r0l) = (&r0[n + kk..n + kk + w], &r0[n - kk..n - kk + w]);
+            let (r1r, r1l) = (&r1[n + kk..n + kk + w], &r1[n - kk..n - kk + w]);
+            let (r2r, r2l) = (&r2[n + kk..n + kk + w], &r2[n - kk..n - kk + w]);
+            for x in 0..w {
+                let tg = f64::from(r0r[x]) + f64::from(r0l[x]);
+                b1[x] += tg * gk;
+                b4[x] += tg * xxgk;
+                b2[x] += (f64::from(r0r[x]) - f64::from(r0l[x])) * xgk;
+                b3[x] += (f64::from(r1r[x]) + f64::from(r1l[x])) * gk;
+                b6[x] += (f64::from(r1r[x]) - f64::from(r1l[x])) * xgk;
+                b5[x] += (f64::from(r2r[x]) + f64::from(r2l[x])) * gk;
+            }
+        }
+        for (x, o) in out.chunks_exact_mut(5).enumerate() {
+            o[0] = (b3[x] * ig11) as f32;
+            o[1] = (b2[x] * ig11) as f32;
+            o[2] = (b1[x] * ig03 + b5[x] * ig33) as f32;
+            o[3] = (b1[x] * ig03 + b4[x] * ig33) as f32;
+            o[4] = (b6[x] * ig55) as f32;
+        }
     }
 }
 
