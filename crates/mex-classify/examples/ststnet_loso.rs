@@ -28,6 +28,8 @@ fn uf1_uar(p: &[&Prediction]) -> (f64, f64) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Freed step buffers stay with the process (see the function's docs).
+    mex_classify::tune_allocator_for_training();
     let a: Vec<String> = std::env::args().collect();
     let data = PathBuf::from(a.get(1).cloned().unwrap_or_else(|| "../shared/data/ststnet-composite".into()));
     let folds = PathBuf::from(a.get(2).cloned().unwrap_or_else(|| "target/ststnet-loso".into()));

@@ -41,7 +41,14 @@ fn json(reps: usize) {
     let dev = Device::Cpu;
     let cfg = ModelConfig::Ststnet(StstnetConfig::default());
     let mut m = Model::new(&cfg, 0, &dev).unwrap();
-    let x = Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap();
+    // `MEX_PROFILE_DATA=DIR`: the released composite inputs instead of uniform noise (the maps'
+    // signs, and so the branches of the kernels, differ on real data).
+    let x = match std::env::var_os("MEX_PROFILE_DATA") {
+        Some(d) => {
+            mex_classify::data::load_ststnet_inputs(std::path::Path::new(&d)).unwrap().inputs(&dev).unwrap()
+        }
+        None => Tensor::rand(0f32, 255f32, (442, 3, 28, 28), &dev).unwrap(),
+    };
     let infer = median_ms(reps, || {
         m.forward_eval(&x).unwrap();
     });
@@ -74,12 +81,31 @@ fn json(reps: usize) {
 }
 
 fn main() {
+    // As the training binaries do (see the function's docs); `MEX_DEFAULT_MALLOC=1` leaves
+    // glibc's defaults, for comparison.
+    if std::env::var_os("MEX_DEFAULT_MALLOC").is_none() {
+        mex_classify::tune_allocator_for_training();
+    }
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("json") {
         let reps = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
         // On a worker of the rayon pool, as `fit` and the LOSO trainer run: the many small
         // parallel ops of a step then start without waking a worker and sleeping the caller.
         rayon::join(|| json(reps), || ());
+        return;
+    }
+    // `ststnet_profile fit DATA_DIR EPOCHS`: `fit` itself on the first 435 released inputs
+    // (one fold's size), milliseconds per epoch.
+    if args.get(1).map(String::as_str) == Some("fit") {
+        let ds = mex_classify::data::load_ststnet_inputs(std::path::Path::new(&args[2])).unwrap();
+        let epochs: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(50);
+        let train = ds.subset(&(0..435).collect::<Vec<_>>());
+        let cfg = ModelConfig::Ststnet(StstnetConfig::default());
+        let mut m = Model::new(&cfg, 0, &Device::Cpu).unwrap();
+        let tc = mex_classify::TrainConfig { epochs, ..mex_classify::TrainConfig::ststnet_reference() };
+        let t = Instant::now();
+        mex_classify::fit(&mut m, &train, &tc).unwrap();
+        println!("fit: {:.2} ms per epoch", t.elapsed().as_secs_f64() * 1e3 / epochs as f64);
         return;
     }
     let dev = Device::Cpu;

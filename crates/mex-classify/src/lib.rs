@@ -34,5 +34,6 @@ pub use models::{
     StstnetConfig,
 };
 pub use train::{
-    fit, fit_with, EpochStats, Optimizer, OptimizerKind, SampleOrder, Selection, TrainConfig, TrainReport,
+    fit, fit_with, tune_allocator_for_training, EpochStats, Optimizer, OptimizerKind, SampleOrder, Selection,
+    TrainConfig, TrainReport,
 };

@@ -269,6 +269,35 @@ fn labels_tensor(labels: &[u32], device: &candle_core::Device) -> Result<Tensor>
     Ok(Tensor::from_slice(labels, labels.len(), device)?)
 }
 
+/// Sets the C allocator of the whole process up for training (glibc on Linux; elsewhere it does
+/// nothing and returns `false`): freed memory is kept for reuse instead of being handed back to
+/// the kernel (`M_TRIM_THRESHOLD` 512 MiB), and blocks up to 32 MiB come from the heap instead
+/// of fresh mappings (`M_MMAP_THRESHOLD`).
+///
+/// A training step allocates and frees tensors of a few MB (layer outputs, gradients). With
+/// glibc's defaults, a thread other than the main one (a rayon worker, where [`fit`] and
+/// [`crate::run_loso`] train) returns them to the kernel at every step and faults them back in
+/// at the next one: page faults, page zeroing and TLB flushes took about a quarter of a
+/// one-thread STSTNet epoch (52.8 ms -> 37.4 ms per epoch of a 435-sample fold with these
+/// settings, `examples/ststnet_profile fit`). The settings are process-wide and cost memory
+/// that stays mapped, so the library does not apply them by itself: a binary calls this once
+/// at start-up (the `mex` CLI and the examples do). Returns whether the settings were applied.
+pub fn tune_allocator_for_training() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallopt` only changes glibc's allocator parameters; 32 MiB is within the
+        // mmap threshold's allowed range (at most half of a heap's 64 MiB).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Trains `model` on every sample of `train` (the caller decides what that set is; the LOSO
 /// trainer gives it the training subjects only). Returns per-epoch statistics.
 pub fn fit(model: &mut Model, train: &Dataset, cfg: &TrainConfig) -> Result<TrainReport> {

@@ -214,6 +214,27 @@ fn fit_runs_on_a_pool_worker_with_the_same_result() {
 }
 
 #[test]
+fn allocator_tuning_applies_on_glibc_and_training_is_unchanged() {
+    // The settings only change where freed memory goes: the same training gives the same
+    // weights before and after.
+    let ds = synthetic(2, 6, 5);
+    let cfg = ModelConfig::Ststnet(StstnetConfig::default());
+    let run = || {
+        let mut m = Model::new(&cfg, 1, &Device::Cpu).unwrap();
+        fit(&mut m, &ds, &small_recipe(2, 1)).unwrap();
+        m.named_tensors()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = run();
+    let applied = mex_classify::tune_allocator_for_training();
+    assert_eq!(applied, cfg!(all(target_os = "linux", target_env = "gnu")));
+    assert_eq!(run(), before);
+}
+
+#[test]
 fn ststnet_learns_a_separable_problem() {
     let train = synthetic(3, 30, 2);
     let test = synthetic(1, 30, 3);

@@ -40,6 +40,11 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Reproduce(_) | Command::Eval(_)) {
+        // Training: freed step buffers stay with the process instead of being returned to the
+        // kernel and faulted back in at every step (see the function's docs).
+        mex_classify::tune_allocator_for_training();
+    }
     let result = match cli.command {
         Command::Metrics(a) => cmd::metrics::run(a),
         Command::Flow(a) => cmd::flow::run(a),
