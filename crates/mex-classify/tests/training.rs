@@ -149,6 +149,11 @@ fn synthetic(subjects: usize, per_subject: usize, seed: u64) -> Dataset {
     ds
 }
 
+/// Every parameter of `m`, flattened, in name order.
+fn weights(m: &Model) -> Vec<Vec<f32>> {
+    m.named_tensors().unwrap().iter().map(|(_, t)| t.flatten_all().unwrap().to_vec1().unwrap()).collect()
+}
+
 fn small_recipe(epochs: usize, seed: u64) -> TrainConfig {
     TrainConfig { lr: 5e-3, batch_size: 16, epochs, seed, shuffle: true, ..TrainConfig::default() }
 }
@@ -160,12 +165,7 @@ fn same_seed_same_weights_different_seed_different_weights() {
     let run = |seed| {
         let mut m = Model::new(&cfg, seed, &Device::Cpu).unwrap();
         let r = fit(&mut m, &ds, &small_recipe(3, seed)).unwrap();
-        let w: Vec<Vec<f32>> = m
-            .named_tensors()
-            .unwrap()
-            .iter()
-            .map(|(_, t)| t.flatten_all().unwrap().to_vec1().unwrap())
-            .collect();
+        let w = weights(&m);
         (w, r.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>())
     };
     let (a, la) = run(7);
@@ -198,12 +198,7 @@ fn fit_runs_on_a_pool_worker_with_the_same_result() {
         } else {
             train(&mut m, &mut on_worker);
         }
-        let w: Vec<Vec<f32>> = m
-            .named_tensors()
-            .unwrap()
-            .iter()
-            .map(|(_, t)| t.flatten_all().unwrap().to_vec1().unwrap())
-            .collect();
+        let w = weights(&m);
         (w, on_worker)
     };
     let (a, on_a) = run(false);
@@ -222,11 +217,7 @@ fn allocator_tuning_applies_on_glibc_and_training_is_unchanged() {
     let run = || {
         let mut m = Model::new(&cfg, 1, &Device::Cpu).unwrap();
         fit(&mut m, &ds, &small_recipe(2, 1)).unwrap();
-        m.named_tensors()
-            .unwrap()
-            .iter()
-            .map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
-            .collect::<Vec<_>>()
+        weights(&m)
     };
     let before = run();
     let applied = mex_classify::tune_allocator_for_training();
