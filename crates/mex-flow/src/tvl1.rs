@@ -6,14 +6,15 @@
 //! iterations stopped by `epsilon`, and median filtering of the flow before each outer iteration.
 //!
 //! Implementation notes: `f32` throughout; the thresholding, primal update and stopping error
-//! are fused in one pass and the forward gradient with the dual update in a second; all buffers
-//! live in a reusable workspace. Threads: the warping runs over bands of rows with rayon; the
-//! iterations of each warp run as one parallel region on the rayon pool's workers
-//! (`rayon::broadcast`), which own fixed bands of rows and meet at a spin barrier between passes
-//! (forking rayon tasks twice per inner iteration cost more than it saved at 128x128; extra
-//! threads next to the pool's workers left the workers spinning on the same cores). Called from
-//! inside a rayon worker, the iterations stay on that thread. Results do not depend on the
-//! thread count.
+//! are fused in one pass over a row and the forward gradient with the dual update in a second;
+//! all buffers live in a reusable workspace. Threads: each pyramid level runs as one parallel
+//! region on the rayon pool's workers (`rayon::broadcast`), which own fixed bands of rows for
+//! the whole level (they warp, filter and iterate their own rows) and meet at a spin barrier
+//! once per inner iteration and twice per outer iteration; each band recomputes the first flow
+//! row of the band below instead of waiting for it (see `IterCtx::run`). Forking rayon tasks
+//! per pass cost more than it saved at 128x128, and extra threads next to the pool's workers
+//! left the workers spinning on the same cores. Called from inside a rayon worker, the
+//! iterations stay on that thread. Results do not depend on the thread count.
 
 use crate::error::{invalid, Result};
 use crate::imgops::{self, CubicTaps};
