@@ -97,7 +97,8 @@ fn main() {
     // `ststnet_profile fit DATA_DIR EPOCHS`: `fit` itself on the first 435 released inputs
     // (one fold's size), milliseconds per epoch.
     if args.get(1).map(String::as_str) == Some("fit") {
-        let ds = mex_classify::data::load_ststnet_inputs(std::path::Path::new(&args[2])).unwrap();
+        let dir = args.get(2).expect("usage: ststnet_profile fit DATA_DIR [EPOCHS]");
+        let ds = mex_classify::data::load_ststnet_inputs(std::path::Path::new(dir)).unwrap();
         let epochs: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(50);
         let train = ds.subset(&(0..435).collect::<Vec<_>>());
         let cfg = ModelConfig::Ststnet(StstnetConfig::default());
