@@ -195,7 +195,6 @@ impl Workspace {
         self.data.resize(4 * n, 0.0);
         self.p.resize(4 * n, 0.0);
         self.p3.resize(2 * n, 0.0);
-        self.err.resize(2 * h, 0.0);
         self.sizes = sizes;
     }
 }
@@ -534,7 +533,7 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let u3 = &mut ws.u3[..n];
     let med = &mut ws.med[..n];
     let med2 = &mut ws.med2[..n];
-    let err = &mut ws.err[..2 * h];
+    let err = &mut ws.err;
     let snap = &mut ws.snap;
     let (zeros, sq) = ws.tmp.split_at_mut(4 * w);
     zeros.iter_mut().for_each(|v| *v = 0.0);
@@ -594,7 +593,7 @@ struct Buffers<'a> {
     data: &'a mut [f32],
     med: &'a mut [f32],
     med2: &'a mut [f32],
-    err: &'a mut [f32],
+    err: &'a mut Vec<f32>,
     sq: &'a mut [f32],
     snap: &'a mut Vec<f32>,
 }
@@ -604,6 +603,10 @@ struct Buffers<'a> {
 /// then three private halo rows. In units of `w`.
 const SNAP: usize = 15;
 const SNAP_THREAD: usize = 2 * SNAP + 3;
+
+/// Values (64 bytes) left between the parts of a shared buffer that different threads write, so
+/// that no cache line is written by two threads.
+const PAD: usize = 16;
 
 impl IterCtx<'_> {
     /// The warps of one pyramid level: for each, the warped image and data-term constants, then
@@ -631,14 +634,20 @@ impl IterCtx<'_> {
         let want = if inside_pool || w * h < PAR_MIN_PIXELS {
             1
         } else {
-            rayon::current_num_threads().min(h / 4).min(b.sq.len() / w.max(1)).max(1)
+            rayon::current_num_threads().min(h / 4).min(b.sq.len() / (w + PAD)).max(1)
         };
         // no empty band: every band below another has a first row to publish
         let rows = h.div_ceil(want);
         let nt = h.div_ceil(rows);
         let bands: Vec<(usize, usize)> = (0..nt).map(|t| (t * rows, ((t + 1) * rows).min(h))).collect();
-        if b.snap.len() < nt * SNAP_THREAD * w {
-            b.snap.resize(nt * SNAP_THREAD * w, 0.0);
+        let snap_len = nt * (SNAP_THREAD * w + PAD);
+        if b.snap.len() < snap_len {
+            b.snap.resize(snap_len, 0.0);
+        }
+        // per-row errors: band t's rows at `par * err_len + y + t * PAD`
+        let err_len = h + nt * PAD;
+        if b.err.len() < 2 * err_len {
+            b.err.resize(2 * err_len, 0.0);
         }
         let shared = Region {
             u1: SharedRows::new(b.u1),
@@ -654,6 +663,8 @@ impl IterCtx<'_> {
             snap: SharedRows::new(b.snap),
             barrier: SpinBarrier::new(nt),
             nt,
+            rows,
+            err_len,
         };
         if nt == 1 {
             self.worker(&shared, 0, (0, h));
@@ -681,7 +692,7 @@ impl IterCtx<'_> {
     /// thread writes rows `y0` and `y1 - 1` of the flow and the dual variables.
     unsafe fn publish(&self, r: &Region, t: usize, (y0, y1): (usize, usize), par: usize) {
         let w = self.w;
-        let o = (t * SNAP_THREAD + par * SNAP) * w;
+        let o = r.snap_base(t, w) + par * SNAP * w;
         // SAFETY: thread `t`'s own published rows (the caller's promise) and rows of the flow
         // and dual variables that nobody writes meanwhile.
         let dst = unsafe { r.snap.rows(o, o + SNAP * w) };
@@ -709,8 +720,8 @@ impl IterCtx<'_> {
         // `r.barrier.wait()`. Between two barriers a thread writes only its own rows of the flow
         // and dual variables, its own scratch rows, and its own published rows of one parity,
         // while other threads read only published rows of the other parity (see `run`).
-        let sq = unsafe { r.sq.rows(t * w, (t + 1) * w) };
-        let halo = t * SNAP_THREAD * w + 2 * SNAP * w;
+        let sq = unsafe { r.sq.rows(t * (w + PAD), t * (w + PAD) + w) };
+        let halo = r.snap_base(t, w) + 2 * SNAP * w;
         let mut par = 0;
         // Phase: everybody zeroes its rows of the dual variables and of u3.
         unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }.fill(0.0);
@@ -789,11 +800,11 @@ impl IterCtx<'_> {
             while error > self.scaled_eps && n_inner < self.inner {
                 // the published rows of the neighbours, parity `par`
                 let above = (t > 0).then(|| unsafe {
-                    let o = ((t - 1) * SNAP_THREAD + par * SNAP) * w;
+                    let o = r.snap_base(t - 1, w) + par * SNAP * w;
                     r.snap.get(o + 9 * w, o + SNAP * w)
                 });
                 let below = (y1 < h).then(|| unsafe {
-                    let o = ((t + 1) * SNAP_THREAD + par * SNAP) * w;
+                    let o = r.snap_base(t + 1, w) + par * SNAP * w;
                     r.snap.get(o, o + 9 * w)
                 });
                 // primal pass over the own rows
@@ -820,7 +831,8 @@ impl IterCtx<'_> {
                         )
                     };
                     let e = self.primal.row(&inp, u1r, u2r, u3r, sq);
-                    let slot = unsafe { r.err.rows(par * h + y, par * h + y + 1) };
+                    let at = r.err_at(par, t, y);
+                    let slot = unsafe { r.err.rows(at, at + 1) };
                     slot[0] = e;
                 }
                 // the halo row: the new flow of the first row of the band below
@@ -864,7 +876,7 @@ impl IterCtx<'_> {
                     r.barrier.wait();
                 }
                 // Phase: everybody reads the errors of parity `par`.
-                error = unsafe { r.err.get(par * h, (par + 1) * h) }.iter().sum();
+                error = unsafe { r.error_sum(par, h) };
                 par ^= 1;
                 n_inner += 1;
             }
@@ -889,6 +901,38 @@ struct Region {
     snap: SharedRows,
     barrier: SpinBarrier,
     nt: usize,
+    /// Rows per band (the last band may have fewer).
+    rows: usize,
+    /// Values per parity of `err`.
+    err_len: usize,
+}
+
+impl Region {
+    /// Start of thread `t`'s part of the `snap` buffer.
+    fn snap_base(&self, t: usize, w: usize) -> usize {
+        t * (SNAP_THREAD * w + PAD)
+    }
+
+    /// Position of row `y` of band `t` in parity `par` of `err`.
+    fn err_at(&self, par: usize, t: usize, y: usize) -> usize {
+        par * self.err_len + y + t * PAD
+    }
+
+    /// Sum of the per-row errors of parity `par`, row by row from the first (the same order for
+    /// any number of bands).
+    ///
+    /// # Safety
+    /// No thread may write parity `par` of `err` meanwhile.
+    unsafe fn error_sum(&self, par: usize, h: usize) -> f32 {
+        // SAFETY: the caller's promise.
+        let errs = unsafe { self.err.get(par * self.err_len, (par + 1) * self.err_len) };
+        (0..self.nt)
+            .flat_map(|t| {
+                let (a, b) = ((t * self.rows).min(h), ((t + 1) * self.rows).min(h));
+                errs[a + t * PAD..b + t * PAD].iter().copied()
+            })
+            .sum()
+    }
 }
 
 /// A mutable `f32` buffer shared by the threads of one parallel region. The region's barriers
