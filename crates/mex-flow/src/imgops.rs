@@ -28,39 +28,73 @@ where
     }
 }
 
+/// Scratch of [`resize_bilinear`]: the column table and two horizontally interpolated rows.
+#[derive(Default)]
+struct ResizeScratch {
+    table: Vec<(usize, usize, f32)>,
+    rows: Vec<f32>,
+}
+
 thread_local! {
-    static RESIZE_TABLE: std::cell::RefCell<Vec<(usize, usize, f32)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static RESIZE_SCRATCH: std::cell::RefCell<ResizeScratch> = std::cell::RefCell::new(ResizeScratch::default());
+}
+
+/// `out[x] = r[ix] + tx * (r[ix1] - r[ix])` over the column table.
+#[inline]
+fn lerp_row(r: &[f32], table: &[(usize, usize, f32)], out: &mut [f32]) {
+    for (o, &(ix, ix1, tx)) in out.iter_mut().zip(table) {
+        *o = r[ix] + tx * (r[ix1] - r[ix]);
+    }
 }
 
 /// Bilinear resize with OpenCV's `INTER_LINEAR` pixel-centre convention
 /// (`src = (dst + 0.5) * sw / dw - 0.5`, clamped to the image).
+///
+/// Two passes per band: each source row a band needs is interpolated horizontally once (kept
+/// in a two-row cache), then every output row is a vectorised blend of two cached rows. The
+/// values equal the one-pass form `a + ty * (b - a)` exactly.
 pub(crate) fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
     let sx = sw as f32 / dw as f32;
     let sy = sh as f32 / dh as f32;
     let rows = band_rows(dh, dw);
-    let table = |t: &mut Vec<(usize, usize, f32)>| {
-        t.clear();
-        t.extend((0..dw).map(|x| {
-            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
-            let ix = (fx as usize).min(sw - 1);
-            (ix, (ix + 1).min(sw - 1), fx - ix as f32)
-        }));
-    };
     for_bands(dst, dw, rows, |y0, band| {
-        RESIZE_TABLE.with(|cell| {
-            let mut tab = cell.borrow_mut();
-            table(&mut tab);
+        RESIZE_SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let ResizeScratch { table, rows: cache } = &mut *guard;
+            table.clear();
+            table.extend((0..dw).map(|x| {
+                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
+                let ix = (fx as usize).min(sw - 1);
+                (ix, (ix + 1).min(sw - 1), fx - ix as f32)
+            }));
+            cache.resize(2 * dw, 0.0);
+            let (c0, c1) = cache.split_at_mut(dw);
+            // source rows held by the two cache slots
+            let mut held = [usize::MAX; 2];
+            let mut slots = [c0, c1];
             for (ry, row) in band.chunks_mut(dw).enumerate() {
                 let y = y0 + ry;
                 let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (sh - 1) as f32);
                 let iy = (fy as usize).min(sh - 1);
                 let iy1 = (iy + 1).min(sh - 1);
                 let ty = fy - iy as f32;
-                let r0 = &src[iy * sw..iy * sw + sw];
-                let r1 = &src[iy1 * sw..iy1 * sw + sw];
-                for (out, &(ix, ix1, tx)) in row.iter_mut().zip(tab.iter()) {
-                    let a = r0[ix] + tx * (r0[ix1] - r0[ix]);
-                    let b = r1[ix] + tx * (r1[ix1] - r1[ix]);
+                // slot 0 holds row iy, slot 1 row iy1 (rows only move down, so a held iy1
+                // becomes the next iy)
+                if held[0] != iy {
+                    if held[1] == iy {
+                        slots.swap(0, 1);
+                        held.swap(0, 1);
+                    } else {
+                        lerp_row(&src[iy * sw..iy * sw + sw], table, slots[0]);
+                        held[0] = iy;
+                    }
+                }
+                if held[1] != iy1 {
+                    lerp_row(&src[iy1 * sw..iy1 * sw + sw], table, slots[1]);
+                    held[1] = iy1;
+                }
+                let (a, b) = (&*slots[0], &*slots[1]);
+                for ((out, &a), &b) in row.iter_mut().zip(a.iter()).zip(b.iter()) {
                     *out = a + ty * (b - a);
                 }
             }
@@ -70,11 +104,27 @@ pub(crate) fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dst: &mut [f32]
 
 /// Area (box) downscale by an integer factor 2 with edge replication for odd sizes
 /// (OpenCV's `INTER_AREA` for an exact factor of 2).
+#[inline]
 pub(crate) fn downscale2_area(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
+    // rows and columns whose 2x2 block lies inside the image: a clamp-free loop that vectorises
+    let (fw, fh) = ((sw / 2).min(dw), (sh / 2).min(dh));
+    for y in 0..fh {
+        let a = &src[2 * y * sw..2 * y * sw + 2 * fw];
+        let b = &src[(2 * y + 1) * sw..(2 * y + 1) * sw + 2 * fw];
+        let out = &mut dst[y * dw..y * dw + fw];
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = 0.25 * (a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1]);
+        }
+    }
+    if fw == dw && fh == dh {
+        return;
+    }
+    // the replicated last column / row of odd sizes
     for y in 0..dh {
         let y0 = (2 * y).min(sh - 1);
         let y1 = (2 * y + 1).min(sh - 1);
-        for x in 0..dw {
+        let xs = if y < fh { fw } else { 0 };
+        for x in xs..dw {
             let x0 = (2 * x).min(sw - 1);
             let x1 = (2 * x + 1).min(sw - 1);
             dst[y * dw + x] =
@@ -598,6 +648,61 @@ fn box_row<const C: usize>(row: &[f32], w: usize, r: usize, scale: f64, out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass bilinear resize (two horizontal lerps per output pixel).
+    fn resize_one_pass(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+        let (sx, sy) = (sw as f32 / dw as f32, sh as f32 / dh as f32);
+        let mut out = vec![0.0; dw * dh];
+        for y in 0..dh {
+            let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (sh - 1) as f32);
+            let iy = (fy as usize).min(sh - 1);
+            let (iy1, ty) = ((iy + 1).min(sh - 1), fy - iy as f32);
+            for x in 0..dw {
+                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (sw - 1) as f32);
+                let ix = (fx as usize).min(sw - 1);
+                let (ix1, tx) = ((ix + 1).min(sw - 1), fx - ix as f32);
+                let (r0, r1) = (&src[iy * sw..], &src[iy1 * sw..]);
+                let a = r0[ix] + tx * (r0[ix1] - r0[ix]);
+                let b = r1[ix] + tx * (r1[ix1] - r1[ix]);
+                out[y * dw + x] = a + ty * (b - a);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn resize_bilinear_equals_the_one_pass_form_bitwise() {
+        let (sw, sh) = (23, 17);
+        let src: Vec<f32> = (0..sw * sh).map(|i| ((i * 37) % 101) as f32 * 0.37 - 9.0).collect();
+        // up, down, mixed and identity sizes; 4096+ outputs also take the banded path
+        for (dw, dh) in [(92, 68), (11, 8), (40, 9), (23, 17), (5, 130), (128, 64)] {
+            let mut got = vec![f32::NAN; dw * dh];
+            resize_bilinear(&src, sw, sh, &mut got, dw, dh);
+            let want = resize_one_pass(&src, sw, sh, dw, dh);
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{dw}x{dh}");
+        }
+    }
+
+    #[test]
+    fn downscale2_area_matches_the_clamped_definition() {
+        for (sw, sh) in [(8usize, 6usize), (9, 7), (1, 5), (6, 1), (33, 32)] {
+            let src: Vec<f32> = (0..sw * sh).map(|i| ((i * 13) % 29) as f32 - 3.5).collect();
+            let (dw, dh) = (sw.div_ceil(2), sh.div_ceil(2));
+            let mut got = vec![f32::NAN; dw * dh];
+            downscale2_area(&src, sw, sh, &mut got, dw, dh);
+            for y in 0..dh {
+                for x in 0..dw {
+                    let at = |yy: usize, xx: usize| src[yy.min(sh - 1) * sw + xx.min(sw - 1)];
+                    let want = 0.25
+                        * (at(2 * y, 2 * x)
+                            + at(2 * y, 2 * x + 1)
+                            + at(2 * y + 1, 2 * x)
+                            + at(2 * y + 1, 2 * x + 1));
+                    assert_eq!(got[y * dw + x].to_bits(), want.to_bits(), "{sw}x{sh} at {x},{y}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn shifted_row_replicates_borders() {
