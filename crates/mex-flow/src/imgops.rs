@@ -56,7 +56,9 @@ fn lerp_row(r: &[f32], table: &[(usize, usize, f32)], out: &mut [f32]) {
 pub(crate) fn resize_bilinear(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
     let sx = sw as f32 / dw as f32;
     let sy = sh as f32 / dh as f32;
-    let rows = band_rows(dh, dw);
+    // a resize is memory-bound and cheap: below 256x256 outputs a fork / join costs more
+    // than the second thread saves
+    let rows = if dw * dh < 1 << 16 { dh.max(1) } else { band_rows(dh, dw) };
     for_bands(dst, dw, rows, |y0, band| {
         RESIZE_SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
