@@ -781,19 +781,7 @@ fn refine_impl(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr:
     }
     vr.keep.clear();
     vr.keep.resize(2 * np, 0);
-    // gradients of I1 (centred differences), then warp I1 and its gradient
-    imgops::centered_gradient(&lev.i1, w, h, &mut vr.ax, &mut vr.ay);
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let (px, py) = (x as f32 + ux[i], y as f32 + uy[i]);
-            vr.i1w[i] = imgops::sample_bilinear(&lev.i1, w, h, px, py);
-            vr.i1x[i] = imgops::sample_bilinear(&vr.ax, w, h, px, py);
-            vr.i1y[i] = imgops::sample_bilinear(&vr.ay, w, h, px, py);
-        }
-    }
-    // derivatives averaged between the frames, as in DeepFlow / OpenCV
-    imgops::centered_gradient(&lev.i0, w, h, &mut vr.ax, &mut vr.ay);
+    warp_i1(lev, ux, uy, [&mut vr.i1w, &mut vr.i1x, &mut vr.i1y], [&mut vr.ax, &mut vr.ay]);
     let (delta, gamma, alpha) = (
         cfg.variational_refinement_delta,
         cfg.variational_refinement_gamma,
@@ -973,6 +961,26 @@ fn refine_impl(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr:
     }
 }
 
+/// The refinement's warp: `I1`, `∂xI1` and `∂yI1` (centred differences) sampled bilinearly at
+/// `x + u` into `warped`; `grad` ends holding the centred gradient of `I0` (the derivatives are
+/// averaged between the frames, as in DeepFlow / OpenCV).
+fn warp_i1(lev: &Level, ux: &[f32], uy: &[f32], warped: [&mut Vec<f32>; 3], grad: [&mut Vec<f32>; 2]) {
+    let (w, h) = (lev.w, lev.h);
+    let [i1w, i1x, i1y] = warped;
+    let [ax, ay] = grad;
+    imgops::centered_gradient(&lev.i1, w, h, ax, ay);
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let (px, py) = (x as f32 + ux[i], y as f32 + uy[i]);
+            i1w[i] = imgops::sample_bilinear(&lev.i1, w, h, px, py);
+            i1x[i] = imgops::sample_bilinear(ax, w, h, px, py);
+            i1y[i] = imgops::sample_bilinear(ay, w, h, px, py);
+        }
+    }
+    imgops::centered_gradient(&lev.i0, w, h, ax, ay);
+}
+
 /// Splits `v` into `K` planes of `np` values.
 fn planes_mut<const K: usize, T>(v: &mut [T], np: usize) -> [&mut [T]; K] {
     let mut rest = v;
@@ -1130,19 +1138,7 @@ mod tests {
         }
         vr.data.resize(n, [0.0; 5]);
         vr.deriv.resize(n, [0.0; 10]);
-        // gradients of I1 (centred differences), then warp I1 and its gradient
-        imgops::centered_gradient(&lev.i1, w, h, &mut vr.ax, &mut vr.ay);
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                let (px, py) = (x as f32 + ux[i], y as f32 + uy[i]);
-                vr.i1w[i] = imgops::sample_bilinear(&lev.i1, w, h, px, py);
-                vr.i1x[i] = imgops::sample_bilinear(&vr.ax, w, h, px, py);
-                vr.i1y[i] = imgops::sample_bilinear(&vr.ay, w, h, px, py);
-            }
-        }
-        // derivatives averaged between the frames, as in DeepFlow / OpenCV
-        imgops::centered_gradient(&lev.i0, w, h, &mut vr.ax, &mut vr.ay);
+        warp_i1(lev, ux, uy, [&mut vr.i1w, &mut vr.i1x, &mut vr.i1y], [&mut vr.ax, &mut vr.ay]);
         let (delta, gamma, alpha) = (
             cfg.variational_refinement_delta,
             cfg.variational_refinement_gamma,
