@@ -994,6 +994,9 @@ struct SpinBarrier {
     generation: std::sync::atomic::AtomicUsize,
 }
 
+/// Spins of a waiting thread before it starts yielding (see [`SpinBarrier::wait`]).
+const SPIN_BEFORE_YIELD: u32 = 1 << 8;
+
 impl SpinBarrier {
     fn new(n: usize) -> Self {
         Self { n, count: Default::default(), generation: Default::default() }
@@ -1011,7 +1014,12 @@ impl SpinBarrier {
         } else {
             let mut spins = 0u32;
             while self.generation.load(Acquire) == g {
-                if spins < 1 << 14 {
+                // A few microseconds of spinning cover a phase's usual imbalance; then yield.
+                // With 16,384 spins (about a millisecond) a waiting thread kept its core while
+                // the other thread of the region, descheduled or sharing the core, could not
+                // finish: on a host with one free core the two-thread solver took 103-137 ms
+                // against 30-47 ms on one thread (docs/performance.md).
+                if spins < SPIN_BEFORE_YIELD {
                     std::hint::spin_loop();
                     spins += 1;
                 } else {
