@@ -3,7 +3,7 @@
 # the shared 2-vCPU machine: `scripts/quiet_run.sh python3 benches/peers/...`.
 # Run "$@" in its own session while every other heavy process (python3, rustc, cargo, built
 # binaries) is kept stopped, including ones that start during the run; resume them afterwards.
-PAT='python3|rustc|cargo|/target/(release|debug)/|cc1|/ld'
+PAT='python3|rustc|cargo|target/(release|debug)/|cc1|/ld'
 STOPPED=/tmp/quiet.stopped.$$
 : > $STOPPED
 setsid "$@" &

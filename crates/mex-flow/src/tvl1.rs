@@ -995,7 +995,7 @@ struct SpinBarrier {
 }
 
 /// Spins of a waiting thread before it starts yielding (see [`SpinBarrier::wait`]).
-const SPIN_BEFORE_YIELD: u32 = 1 << 8;
+const SPIN_BEFORE_YIELD: u32 = 1 << 11;
 
 impl SpinBarrier {
     fn new(n: usize) -> Self {
@@ -1014,11 +1014,11 @@ impl SpinBarrier {
         } else {
             let mut spins = 0u32;
             while self.generation.load(Acquire) == g {
-                // A few microseconds of spinning cover a phase's usual imbalance; then yield.
-                // With 16,384 spins (about a millisecond) a waiting thread kept its core while
-                // the other thread of the region, descheduled or sharing the core, could not
-                // finish: on a host with one free core the two-thread solver took 103-137 ms
-                // against 30-47 ms on one thread (docs/performance.md).
+                // About 30 µs of spinning (a pause is ~15 ns here) covers a phase's usual
+                // imbalance; then yield. With 16,384 spins (~250 µs) a waiting thread kept its
+                // core while the other thread of the region, descheduled or sharing the core,
+                // could not finish: two solvers running at once took up to 253 ms a flow
+                // against 46 ms on one thread (docs/performance.md).
                 if spins < SPIN_BEFORE_YIELD {
                     std::hint::spin_loop();
                     spins += 1;
