@@ -9,6 +9,9 @@ weights, gray = (299 R + 587 G + 114 B + 500) // 1000, which the Rust test repro
     apt-get install -y libdlib-data      # /usr/share/dlib/shape_predictor_68_face_landmarks.dat
     pip install dlib-bin
     python3 scripts/align_dlib_reference.py [MODEL]
+
+The 5-point model (`shape_predictor_5_face_landmarks.dat`, from the PyPI sdist of
+face_recognition_models 0.3.0, see .ci/run) gives crates/mex-align/tests/fixtures/dlib5_reference.json.
 """
 import json
 import os
@@ -49,7 +52,9 @@ def main():
         parts = [[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)]
         out["cases"].append({"image": name, "rect": [l, t, r, b], "parts": parts})
         print(name, (l, t, r, b), parts[:3])
-    with open(os.path.join(ROOT, "fixtures", "dlib_reference.json"), "w") as f:
+    parts = len(out["cases"][0]["parts"])
+    name = "dlib_reference.json" if parts == 68 else f"dlib{parts}_reference.json"
+    with open(os.path.join(ROOT, "fixtures", name), "w") as f:
         json.dump(out, f)
 
 

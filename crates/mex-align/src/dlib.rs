@@ -742,19 +742,19 @@ impl LandmarkModel for ShapePredictor {
         if !(bbox.x0.is_finite() && bbox.y0.is_finite() && bbox.x1.is_finite() && bbox.y1.is_finite()) {
             return Err(Error::param("bbox", format!("{bbox:?}"), "non-finite box"));
         }
+        // dlib's 5-point model marks the four eye corners and the base of the nose, not
+        // MTCNN's five points (eye centres, nose tip, mouth corners) that `LandmarkScheme::Five`
+        // and its alignment template mean: only the 68-point scheme maps onto a scheme.
+        if self.num_parts() != 68 {
+            return Err(Error::param(
+                "shape predictor",
+                self.num_parts(),
+                "only a 68-point model maps to a landmark scheme (dlib's 5-point model marks eye \
+                 corners and the nose base, not MTCNN's five points; use `predict` for its raw points)",
+            ));
+        }
         let pts = self.predict(img, DlibRect::from_bbox(bbox));
-        let scheme = match pts.len() {
-            68 => LandmarkScheme::SixtyEight,
-            5 => LandmarkScheme::Five,
-            n => {
-                return Err(Error::param(
-                    "shape predictor",
-                    n,
-                    "only 5- and 68-point models map to a landmark scheme",
-                ))
-            }
-        };
-        Ok(Landmarks::new(scheme, pts)?)
+        Ok(Landmarks::new(LandmarkScheme::SixtyEight, pts)?)
     }
 }
 

@@ -30,6 +30,39 @@ fn gray(name: &str) -> GrayImage {
     GrayImage::from_raw(w, h, data).unwrap()
 }
 
+/// Our points against dlib's on the fixture's images and boxes: within 0.5 px unrounded (dlib
+/// rounds its output to integer pixels), and equal after rounding.
+fn check_against_dlib(path: &Path, parts: usize, fixture: &str) {
+    let sp = ShapePredictor::from_file(path).unwrap();
+    assert_eq!(sp.num_parts(), parts);
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("tests/fixtures").join(fixture)).unwrap())
+            .unwrap();
+    let mut worst = 0.0f32;
+    let mut rounded_equal = 0usize;
+    let mut total = 0usize;
+    for case in fixture["cases"].as_array().unwrap() {
+        let img = gray(case["image"].as_str().unwrap());
+        let r: Vec<i64> = case["rect"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let pts = sp.predict(&img, DlibRect { left: r[0], top: r[1], right: r[2], bottom: r[3] });
+        let want = case["parts"].as_array().unwrap();
+        assert_eq!(pts.len(), want.len());
+        for (p, q) in pts.iter().zip(want) {
+            let (qx, qy) = (q[0].as_f64().unwrap() as f32, q[1].as_f64().unwrap() as f32);
+            worst = worst.max((p.x - qx).abs()).max((p.y - qy).abs());
+            total += 1;
+            if (p.x + 0.5).floor() == qx && (p.y + 0.5).floor() == qy {
+                rounded_equal += 1;
+            }
+        }
+    }
+    eprintln!(
+        "dlib {parts}-point: worst |ours - dlib| = {worst:.4} px; {rounded_equal}/{total} points identical after rounding"
+    );
+    assert!(worst <= 0.5 + 1e-3, "worst error {worst}");
+    assert_eq!(rounded_equal, total);
+}
+
 #[test]
 fn shape_predictor_matches_dlib() {
     let path = model_path();
@@ -40,34 +73,25 @@ fn shape_predictor_matches_dlib() {
         );
         return;
     }
+    check_against_dlib(&path, 68, "dlib_reference.json");
+}
+
+#[test]
+fn five_point_shape_predictor_matches_dlib() {
+    let Some(path) = std::env::var_os("MEX_DLIB5_MODEL").map(PathBuf::from).filter(|p| p.exists()) else {
+        eprintln!(
+            "skipped: set MEX_DLIB5_MODEL to shape_predictor_5_face_landmarks.dat (face_recognition_models \
+             0.3.0 on PyPI; .ci/run fetches it)"
+        );
+        return;
+    };
+    check_against_dlib(&path, 5, "dlib5_reference.json");
+    // Its points are eye corners and the nose base, not MTCNN's five: the LandmarkModel seam
+    // refuses to label them as `LandmarkScheme::Five`.
     let sp = ShapePredictor::from_file(&path).unwrap();
-    assert_eq!(sp.num_parts(), 68);
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir().join("tests/fixtures/dlib_reference.json")).unwrap(),
-    )
-    .unwrap();
-    let mut worst = 0.0f32;
-    let mut rounded_equal = 0usize;
-    let mut total = 0usize;
-    for case in fixture["cases"].as_array().unwrap() {
-        let img = gray(case["image"].as_str().unwrap());
-        let r: Vec<i64> = case["rect"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-        let pts = sp.predict(&img, DlibRect { left: r[0], top: r[1], right: r[2], bottom: r[3] });
-        for (p, q) in pts.iter().zip(case["parts"].as_array().unwrap()) {
-            let (qx, qy) = (q[0].as_f64().unwrap() as f32, q[1].as_f64().unwrap() as f32);
-            // dlib rounds its output to integer pixels: ours, unrounded, is within 0.5 px.
-            worst = worst.max((p.x - qx).abs()).max((p.y - qy).abs());
-            total += 1;
-            if (p.x + 0.5).floor() == qx && (p.y + 0.5).floor() == qy {
-                rounded_equal += 1;
-            }
-        }
-    }
-    eprintln!(
-        "dlib: worst |ours - dlib| = {worst:.4} px; {rounded_equal}/{total} points identical after rounding"
-    );
-    assert!(worst <= 0.5 + 1e-3, "worst error {worst}");
-    assert_eq!(rounded_equal, total);
+    let img = gray("astronaut.png");
+    let err = sp.fit(&img, &BBox::new(181.0, 62.0, 268.0, 172.0)).unwrap_err();
+    assert!(matches!(err, Error::InvalidParam { .. }), "{err}");
 }
 
 fn synthetic() -> ShapePredictor {
