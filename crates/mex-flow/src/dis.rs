@@ -728,41 +728,13 @@ fn replicate_border(p: &mut [f32], w: usize, h: usize) {
     p.copy_within(h * pw..(h + 1) * pw, (h + 1) * pw);
 }
 
-/// Simplified variational refinement (see the module docs).
-fn refine(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut Refine) {
-    #[cfg(target_arch = "x86_64")]
-    if imgops::has_avx512() {
-        // SAFETY: the CPU supports AVX-512F (checked at run time).
-        unsafe { refine_avx512(cfg, lev, ux, uy, vr) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if imgops::has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time).
-        unsafe { refine_avx2(cfg, lev, ux, uy, vr) };
-        return;
-    }
-    refine_impl(cfg, lev, ux, uy, vr)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn refine_avx512(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut Refine) {
-    refine_impl(cfg, lev, ux, uy, vr)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn refine_avx2(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut Refine) {
-    refine_impl(cfg, lev, ux, uy, vr)
-}
-
-/// The refinement on planar buffers. The increments `du, dv`, the flow copies `pu, pv` and the
+/// Simplified variational refinement (see the module docs), on planar buffers (compiled in
+/// [`run`]'s per-instruction-set copies). The increments `du, dv`, the flow copies `pu, pv` and the
 /// edge weights `wr` (to the right neighbour) and `wd` (to the one below) live on planes with a
 /// one-pixel border, where the weights are zero: every pixel's update is then the same
 /// branch-free expression, and a row vectorises.
 #[inline(always)]
-fn refine_impl(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut Refine) {
+fn refine(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut Refine) {
     let (w, h) = (lev.w, lev.h);
     let n = w * h;
     let pw = w + 2;
