@@ -192,14 +192,11 @@ impl Level {
         let wp = w + 2 * pad;
         self.pad = pad;
         self.i1p.resize(wp * (h + 2 * pad), 0.0);
-        for yp in 0..h + 2 * pad {
-            let y = yp.saturating_sub(pad).min(h - 1);
-            let src = &self.i1[y * w..y * w + w];
-            let dst = &mut self.i1p[yp * wp..yp * wp + wp];
-            dst[..pad].fill(src[0]);
-            dst[pad..pad + w].copy_from_slice(src);
-            dst[pad + w..].fill(src[w - 1]);
+        for (y, src) in self.i1.chunks_exact(w).enumerate() {
+            let o = (y + pad) * wp + pad;
+            self.i1p[o..o + w].copy_from_slice(src);
         }
+        replicate_border(&mut self.i1p, w, h, pad);
     }
 }
 
@@ -716,16 +713,19 @@ fn densify(
     }
 }
 
-/// Replicates the outermost image rows and columns of a padded plane (width `w + 2`) into its
-/// one-pixel border.
-fn replicate_border(p: &mut [f32], w: usize, h: usize) {
-    let pw = w + 2;
-    for y in 1..=h {
-        p[y * pw] = p[y * pw + 1];
-        p[y * pw + w + 1] = p[y * pw + w];
+/// Replicates the outermost image rows and columns of a padded plane (rows of `w + 2 pad`
+/// values, the image at offset `pad` in both directions) into its border of `pad` pixels.
+fn replicate_border(p: &mut [f32], w: usize, h: usize, pad: usize) {
+    let pw = w + 2 * pad;
+    for row in p[pad * pw..(pad + h) * pw].chunks_exact_mut(pw) {
+        let (first, last) = (row[pad], row[pad + w - 1]);
+        row[..pad].fill(first);
+        row[pad + w..].fill(last);
     }
-    p.copy_within(pw..2 * pw, 0);
-    p.copy_within(h * pw..(h + 1) * pw, (h + 1) * pw);
+    for y in 0..pad {
+        p.copy_within(pad * pw..(pad + 1) * pw, y * pw);
+        p.copy_within((pad + h - 1) * pw..(pad + h) * pw, (pad + h + y) * pw);
+    }
 }
 
 /// Simplified variational refinement (see the module docs), on planar buffers (compiled in
@@ -803,8 +803,8 @@ fn refine(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut
             }
         }
     }
-    replicate_border(pu, w, h);
-    replicate_border(pv, w, h);
+    replicate_border(pu, w, h, 1);
+    replicate_border(pv, w, h, 1);
     let (pu, pv, mr, md) = (&*pu, &*pv, &*mr, &*md);
     let (dix, diy, diz, dixx, dixy) = (&*dix, &*diy, &*diz, &*dixx, &*dixy);
     let (diyy, dixz, diyz, dnb, dng) = (&*diyy, &*dixz, &*diyz, &*dnb, &*dng);
@@ -849,8 +849,8 @@ fn refine(cfg: &DisConfig, lev: &Level, ux: &mut [f32], uy: &mut [f32], vr: &mut
         }
         // smoothness weights of the edges to the right and below; the gradient at the last
         // column / row is zero (replicated border), the weight of an edge leaving the image too
-        replicate_border(du, w, h);
-        replicate_border(dv, w, h);
+        replicate_border(du, w, h, 1);
+        replicate_border(dv, w, h, 1);
         {
             let (uc, ur, ud) = (&pu[at(0)], &pu[at(1)], &pu[at(dn)]);
             let (vc, vr_, vd) = (&pv[at(0)], &pv[at(1)], &pv[at(dn)]);
