@@ -10,6 +10,9 @@ flow (`.flo`) to a temporary folder, runs OpenCV's DualTVL1 (opencv-contrib `cv2
 calcOpticalFlowFarneback and DIS (ULTRAFAST / FAST / MEDIUM) on them with `cv2.setNumThreads(1)`,
 then runs the mex-flow estimators on the same files with RAYON_NUM_THREADS=1 (and 2), and prints a
 Markdown table: mean interior EPE (8 px border) over the pairs of a size and the median time per pair.
+
+On a machine without cargo, pass a prebuilt binary with `--exe PATH` (the build step is then
+skipped); the frames are still written by that binary to a temporary folder.
 """
 import argparse
 import json
@@ -73,8 +76,7 @@ def run_opencv(folder, reps):
     return rows
 
 
-def run_mex(folder, reps, threads):
-    exe = os.path.join("target", "release", "examples", "flow_peer")
+def run_mex(exe, folder, reps, threads):
     rows = []
     for t in threads:
         env = dict(os.environ, RAYON_NUM_THREADS=str(t))
@@ -88,12 +90,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--exe", help="a prebuilt flow_peer binary (skips the cargo build)")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-p", "mex-flow", "--example", "flow_peer"], check=True)
+    exe = args.exe
+    if exe is None:
+        subprocess.run(["cargo", "build", "--release", "-p", "mex-flow", "--example", "flow_peer"], check=True)
+        exe = os.path.join("target", "release", "examples", "flow_peer")
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([os.path.join("target", "release", "examples", "flow_peer"), "write", folder], check=True)
+        subprocess.run([exe, "write", folder], check=True)
         cv_rows = run_opencv(folder, args.reps)
-        mex_rows = run_mex(folder, args.reps, args.threads)
+        mex_rows = run_mex(exe, folder, args.reps, args.threads)
     print(f"OpenCV {cv2.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}")
     print()
     print("| method | size | OpenCV EPE | OpenCV ms (1 thr) | mex EPE | "

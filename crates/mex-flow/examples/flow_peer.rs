@@ -3,7 +3,9 @@
 //! `flow_peer write DIR` writes, for sizes 128 and 256, 8-bit PNG frame pairs (smooth random
 //! textures and the vendored face, sub-pixel to 3 px motions) and their true flow as `.flo`.
 //! `flow_peer run DIR [REPS]` runs every mex-flow estimator on exactly those PNGs and prints one
-//! JSON line per (estimator, size) with the mean interior EPE (8 px border) and the median time.
+//! JSON line per (estimator, size) with the mean interior EPE (8 px border) and the median time;
+//! with `MEX_FLOW_DUMP=OUTDIR` it also writes each computed flow there (for bitwise A/B checks
+//! between builds or thread counts).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use mex_core::Similarity;
@@ -79,6 +81,10 @@ fn run(dir: &Path, reps: usize, method: Option<&str>, only_size: Option<usize>) 
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 epes.push(out.epe_interior(&truth, 8).unwrap());
+                if let Ok(d) = std::env::var("MEX_FLOW_DUMP") {
+                    let name = format!("{}.{}.flo", f.file_stem().unwrap().to_str().unwrap(), cfg.name());
+                    mex_flow::io::write_flo_file(Path::new(&d).join(name), &out).unwrap();
+                }
             }
             times.sort_by(f64::total_cmp);
             let epe = epes.iter().sum::<f32>() / epes.len() as f32;

@@ -8,12 +8,13 @@
 //! Implementation notes: `f32` throughout; the thresholding, primal update and stopping error
 //! are fused in one pass over a row and the forward gradient with the dual update in a second;
 //! all buffers live in a reusable workspace. Threads: each pyramid level runs as one parallel
-//! region on the rayon pool's workers (`rayon::broadcast`), which own fixed bands of rows for
-//! the whole level (they warp, filter and iterate their own rows) and meet at a spin barrier
-//! once per inner iteration and twice per outer iteration; each band recomputes the first flow
-//! row of the band below instead of waiting for it (see `IterCtx::run`). Forking rayon tasks
-//! per pass cost more than it saved at 128x128, and extra threads next to the pool's workers
-//! left the workers spinning on the same cores. Called from inside a rayon worker, the
+//! region on the rayon pool's workers (`rayon::broadcast`). The rows are split into a few bands
+//! per thread and the level into phases (one per inner iteration, one or two per outer
+//! iteration); in each phase the threads claim bands one at a time from a ticket counter, so a
+//! thread slowed down by another tenant of its core takes fewer bands. Each band recomputes the
+//! first flow row of the band below instead of waiting for it (see `IterCtx::run`). Forking
+//! rayon tasks per pass cost more than it saved at 128x128, and extra threads next to the pool's
+//! workers left the workers spinning on the same cores. Called from inside a rayon worker, the
 //! iterations stay on that thread. Results do not depend on the thread count.
 
 use crate::error::{invalid, Result};
@@ -560,6 +561,13 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
 /// Images smaller than this many pixels are iterated on one thread.
 const PAR_MIN_PIXELS: usize = 1024;
 
+/// Bands per thread of a parallel region: the threads claim bands one at a time in every phase,
+/// so a thread slowed down for a while (another tenant on its core) simply takes fewer of them.
+const BANDS_PER_THREAD: usize = 4;
+
+/// Fewest rows of a band (each band recomputes one flow row of the band below).
+const MIN_BAND_ROWS: usize = 12;
+
 /// Held while a parallel region runs on the rayon pool (see [`IterCtx::run`]).
 static REGION: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -598,15 +606,67 @@ struct Buffers<'a> {
     snap: &'a mut Vec<f32>,
 }
 
-/// Per thread in the `snap` buffer: two parities of published rows (`SNAP` values each: the
-/// first row of `u1`, `u2`, `u3`, the first row of `p` and `p3`, the last row of `p` and `p3`),
-/// then three private halo rows. In units of `w`.
+/// Per band in the `snap` buffer: two parities of published rows, `SNAP` rows of `w` values
+/// each (the first row of `u1`, `u2`, `u3`, the first row of `p` and `p3`, the last row of `p`
+/// and `p3`). After the bands, each thread has `HALO` private rows.
 const SNAP: usize = 15;
-const SNAP_THREAD: usize = 2 * SNAP + 3;
+const HALO: usize = 3;
 
 /// Values (64 bytes) left between the parts of a shared buffer that different threads write, so
 /// that no cache line is written by two threads.
 const PAD: usize = 16;
+
+/// One phase of a level's program. Every band of a phase is done before any band of the next
+/// one starts; within a phase each band writes only its own rows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Zero the band's dual variables and `u3` (first warp of the level), warp `I1` with its
+    /// flow rows (each warp), and median-filter the flow into `med` / `med2` (each outer
+    /// iteration, when filtering).
+    Prep { zero: bool, warp: bool, median: bool },
+    /// Copy the filtered flow back (when filtering) and publish the band's boundary rows.
+    Publish { copy_back: bool },
+    /// One inner iteration: primal pass, halo row, dual pass, publication, per-row errors.
+    Iter,
+    /// The level is done.
+    End,
+}
+
+impl Phase {
+    /// The phase and the parity of the published rows it reads, packed for an atomic.
+    fn pack(self, par: usize) -> u32 {
+        let (kind, flags) = match self {
+            Phase::End => (0, 0),
+            Phase::Prep { zero, warp, median } => {
+                (1, u32::from(zero) | u32::from(warp) << 1 | u32::from(median) << 2)
+            }
+            Phase::Publish { copy_back } => (2, u32::from(copy_back)),
+            Phase::Iter => (3, 0),
+        };
+        kind | flags << 2 | (par as u32) << 8
+    }
+
+    fn unpack(v: u32) -> (Phase, usize) {
+        let f = |bit: u32| (v >> (2 + bit)) & 1 == 1;
+        let phase = match v & 3 {
+            1 => Phase::Prep { zero: f(0), warp: f(1), median: f(2) },
+            2 => Phase::Publish { copy_back: f(0) },
+            3 => Phase::Iter,
+            _ => Phase::End,
+        };
+        (phase, (v >> 8) as usize & 1)
+    }
+}
+
+/// Where a level's program stands: read and advanced only by the thread that finishes a
+/// phase's last band (see [`IterCtx::worker`]).
+struct Program {
+    warp: usize,
+    n_outer: usize,
+    n_inner: usize,
+    error: f32,
+    par: usize,
+}
 
 impl IterCtx<'_> {
     /// The warps of one pyramid level: for each, the warped image and data-term constants, then
@@ -614,41 +674,45 @@ impl IterCtx<'_> {
     /// dual passes, epsilon stopping rule).
     ///
     /// With more than one thread the level runs as **one parallel region** on the rayon pool's
-    /// workers (`rayon::broadcast`): each worker owns a band of rows for the whole level (it
-    /// zeroes and warps its own rows, so they stay in its core's cache), and the workers meet
-    /// at a spin barrier **once per inner iteration** (each only microseconds of work at
-    /// 128x128) and twice per outer iteration (the median filter). Within an iteration a
-    /// thread runs the primal pass over its rows and then the dual pass, which needs the new
-    /// flow of the first row of the band below: the thread recomputes that row itself (a halo
+    /// workers (`rayon::broadcast`). The rows are split into a few bands per thread, and the
+    /// level into phases (one per inner iteration, one or two per outer iteration; see
+    /// [`Phase`]). In every phase the threads claim the bands one at a time from a shared
+    /// ticket counter, and a band of the next phase starts once every band of this one is done;
+    /// so a thread that runs slower for a while (on a shared host, another tenant on its core)
+    /// takes fewer bands instead of holding the other threads at a barrier. Within an inner
+    /// iteration a band runs the primal pass over its rows and then the dual pass, which needs
+    /// the new flow of the first row of the band below: it recomputes that row itself (a halo
     /// row) from the rows the band below published at the end of the previous iteration (its
-    /// first flow row, its first row of `p`), and its own primal pass reads the last row of `p`
+    /// first flow row, its first row of `p`), and its primal pass reads the last row of `p`
     /// that the band above published. Published rows and per-row errors alternate between two
-    /// buffers, so a thread that runs ahead never overwrites what a slower one still reads.
-    /// Every thread computes the stopping test from the same per-row errors in the same order,
-    /// so all take the same branch; results are bit-identical to the one-thread path. Called
-    /// from inside a rayon worker (for example flows of many samples computed in parallel), it
-    /// runs on that one thread: the parallelism is outside.
+    /// parities, so a band never overwrites what a band of the same phase still reads. The
+    /// thread that finishes a phase's last band sums the per-row errors in row order and
+    /// decides the next phase; results are bit-identical to the one-thread path. Called from
+    /// inside a rayon worker (for example flows of many samples computed in parallel), the
+    /// level runs on that one thread: the parallelism is outside.
     fn run(&self, b: Buffers<'_>) {
         let (w, h) = (self.w, self.h);
         let inside_pool = rayon::current_thread_index().is_some();
-        let want = if inside_pool || w * h < PAR_MIN_PIXELS {
+        let threads = if inside_pool || w * h < PAR_MIN_PIXELS {
             1
         } else {
-            rayon::current_num_threads().min(h / 4).min(b.sq.len() / (w + PAD)).max(1)
+            rayon::current_num_threads().min(b.sq.len() / (w + PAD)).max(1)
         };
+        let want = if threads == 1 { 1 } else { (h / MIN_BAND_ROWS).clamp(1, BANDS_PER_THREAD * threads) };
         // no empty band: every band below another has a first row to publish
         let rows = h.div_ceil(want);
-        let nt = h.div_ceil(rows);
-        let bands: Vec<(usize, usize)> = (0..nt).map(|t| (t * rows, ((t + 1) * rows).min(h))).collect();
-        let snap_len = nt * (SNAP_THREAD * w + PAD);
+        let nb = h.div_ceil(rows);
+        let threads = if nb == 1 { 1 } else { threads };
+        let snap_len = nb * (2 * SNAP * w + PAD) + threads * (HALO * w + PAD);
         if b.snap.len() < snap_len {
             b.snap.resize(snap_len, 0.0);
         }
-        // per-row errors: band t's rows at `par * err_len + y + t * PAD`
-        let err_len = h + nt * PAD;
+        // per-row errors: band k's rows at `par * err_len + y + k * PAD`
+        let err_len = h + nb * PAD;
         if b.err.len() < 2 * err_len {
             b.err.resize(2 * err_len, 0.0);
         }
+        let first = Phase::Prep { zero: true, warp: true, median: self.median > 1 };
         let shared = Region {
             u1: SharedRows::new(b.u1),
             u2: SharedRows::new(b.u2),
@@ -661,40 +725,168 @@ impl IterCtx<'_> {
             err: SharedRows::new(b.err),
             sq: SharedRows::new(b.sq),
             snap: SharedRows::new(b.snap),
-            barrier: SpinBarrier::new(nt),
-            nt,
+            sched: Schedule::new(first.pack(0)),
+            program: Mutex::new(Program { warp: 0, n_outer: 0, n_inner: 0, error: f32::MAX, par: 0 }),
+            nb,
             rows,
             err_len,
         };
-        if nt == 1 {
-            self.worker(&shared, 0, (0, h));
+        if threads == 1 {
+            self.worker(&shared, 0);
             return;
         }
         // On the pool's own workers (one call each), not on extra threads: the pool's workers
         // would otherwise spin looking for work next to the region's threads, on the same cores.
-        // One region at a time per process: the region's workers spin at its barriers, so two
-        // regions whose jobs reached the workers in different orders would wait for each other
-        // forever. Callers outside the pool queue here (a pool worker never takes this lock:
-        // inside the pool the iterations stay on the calling thread, above).
+        // One region at a time per process: the region's workers wait for each other's bands,
+        // so two regions whose jobs reached the workers in different orders would wait for each
+        // other forever. Callers outside the pool queue here (a pool worker never takes this
+        // lock: inside the pool the iterations stay on the calling thread, above).
         let _region = REGION.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         rayon::broadcast(|ctx| {
-            if let Some(&band) = bands.get(ctx.index()) {
-                self.worker(&shared, ctx.index(), band);
+            if ctx.index() < threads {
+                self.worker(&shared, ctx.index());
             }
         });
     }
 
-    /// Copies the rows of band `y0..y1` that the neighbouring bands read into thread `t`'s
+    /// Thread `t` of a region: claims bands, phase after phase, until the level ends. The
+    /// thread that finishes a phase's last band decides the next phase.
+    fn worker(&self, r: &Region, t: usize) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+        let nb = r.nb;
+        loop {
+            let ticket = r.sched.next.fetch_add(1, Relaxed);
+            let (k, band) = (ticket / nb, ticket % nb);
+            r.sched.wait_ready(k);
+            let (phase, par) = Phase::unpack(r.sched.desc[k % 2].load(Acquire));
+            if phase == Phase::End {
+                return;
+            }
+            self.band(r, phase, par, band, t);
+            if r.sched.done.fetch_add(1, AcqRel) + 1 == (k + 1) * nb {
+                let next = {
+                    let mut prog = r.program.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    self.next_phase(&mut prog, phase, r).pack(prog.par)
+                };
+                if Phase::unpack(next).0 == Phase::End {
+                    // Threads may hold tickets of the phases after the end (more threads than
+                    // bands): release them all.
+                    r.sched.desc.iter().for_each(|d| d.store(next, Relaxed));
+                    r.sched.ready.store(usize::MAX, Release);
+                } else {
+                    r.sched.desc[(k + 1) % 2].store(next, Relaxed);
+                    r.sched.ready.store(k + 1, Release);
+                }
+            }
+        }
+    }
+
+    /// The phase after `done`, as the one-thread loops would run them: warps, outer iterations
+    /// (median filtering, publication), inner iterations stopped by the error or the count.
+    fn next_phase(&self, st: &mut Program, done: Phase, r: &Region) -> Phase {
+        let multi = r.nb > 1;
+        let start_outer = |st: &Program| {
+            if self.median > 1 || multi {
+                Phase::Publish { copy_back: self.median > 1 }
+            } else {
+                let _ = st;
+                Phase::Iter
+            }
+        };
+        match done {
+            Phase::Prep { .. } => start_outer(st),
+            Phase::Publish { .. } => Phase::Iter,
+            Phase::Iter => {
+                // SAFETY: every band of the inner iteration is done, and no band of the next
+                // phase has started: nobody writes the errors of parity `par`.
+                st.error = unsafe { r.error_sum(st.par, self.h) };
+                st.par ^= 1;
+                st.n_inner += 1;
+                if st.error > self.scaled_eps && st.n_inner < self.inner {
+                    return Phase::Iter;
+                }
+                st.n_inner = 0;
+                st.n_outer += 1;
+                if st.error > self.scaled_eps && st.n_outer < self.outer {
+                    return if self.median > 1 {
+                        Phase::Prep { zero: false, warp: false, median: true }
+                    } else {
+                        start_outer(st)
+                    };
+                }
+                st.warp += 1;
+                if st.warp == self.warps {
+                    return Phase::End;
+                }
+                st.n_outer = 0;
+                st.error = f32::MAX;
+                Phase::Prep { zero: false, warp: true, median: self.median > 1 }
+            }
+            Phase::End => Phase::End,
+        }
+    }
+
+    /// Band `k`'s part of `phase` on thread `t`; `par` is the parity of the published rows.
+    fn band(&self, r: &Region, phase: Phase, par: usize, k: usize, t: usize) {
+        let (w, h) = (self.w, self.h);
+        let (y0, y1) = r.band(k, h);
+        let multi = r.nb > 1;
+        // SAFETY (every `unsafe` block below): within a phase a band writes only its own rows of
+        // the flow, dual variables, data term and filtered flow, its own published rows of one
+        // parity and its own error rows, and its thread's scratch rows, while the bands read
+        // only rows nobody writes in this phase (published rows of the other parity, the whole
+        // flow in a median phase); phases are ordered by the schedule (see `run`).
+        match phase {
+            Phase::Prep { zero, warp, median } => {
+                if zero {
+                    unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }.fill(0.0);
+                    unsafe { r.p3.rows(2 * y0 * w, 2 * y1 * w) }.fill(0.0);
+                    unsafe { r.u3.rows(y0 * w, y1 * w) }.fill(0.0);
+                }
+                if warp {
+                    unsafe {
+                        self.warp_rows(
+                            r.data.rows(4 * y0 * w, 4 * y1 * w),
+                            y0,
+                            r.u1.get(y0 * w, y1 * w),
+                            r.u2.get(y0 * w, y1 * w),
+                        )
+                    };
+                }
+                if median {
+                    for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
+                        imgops::median_rows(unsafe { u.all() }, w, h, self.median, y0, unsafe {
+                            m.rows(y0 * w, y1 * w)
+                        });
+                    }
+                }
+            }
+            Phase::Publish { copy_back } => {
+                if copy_back {
+                    for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
+                        unsafe { u.rows(y0 * w, y1 * w) }.copy_from_slice(unsafe { m.get(y0 * w, y1 * w) });
+                    }
+                }
+                if multi {
+                    unsafe { self.publish(r, k, (y0, y1), par) };
+                }
+            }
+            Phase::Iter => self.iterate(r, par, k, t),
+            Phase::End => {}
+        }
+    }
+
+    /// Copies the rows of band `k` (rows `y0..y1`) that the neighbouring bands read into its
     /// published rows of parity `par`.
     ///
     /// # Safety
-    /// Called between barriers, while no other thread reads parity `par` of thread `t` and no
-    /// thread writes rows `y0` and `y1 - 1` of the flow and the dual variables.
-    unsafe fn publish(&self, r: &Region, t: usize, (y0, y1): (usize, usize), par: usize) {
+    /// Called within a phase in which no band reads parity `par` of band `k` and nobody writes
+    /// rows `y0` and `y1 - 1` of the flow and the dual variables.
+    unsafe fn publish(&self, r: &Region, k: usize, (y0, y1): (usize, usize), par: usize) {
         let w = self.w;
-        let o = r.snap_base(t, w) + par * SNAP * w;
-        // SAFETY: thread `t`'s own published rows (the caller's promise) and rows of the flow
-        // and dual variables that nobody writes meanwhile.
+        let o = r.snap_at(k, par, w);
+        // SAFETY: band `k`'s own published rows (the caller's promise) and rows of the flow and
+        // dual variables that nobody writes meanwhile.
         let dst = unsafe { r.snap.rows(o, o + SNAP * w) };
         let (last, y) = (y1 - 1, y0);
         let parts: [(&SharedRows, usize, usize); 7] = [
@@ -710,35 +902,6 @@ impl IterCtx<'_> {
         for (src, start, len) in parts {
             dst[at..at + len].copy_from_slice(unsafe { src.get(start, start + len) });
             at += len;
-        }
-    }
-
-    /// The warps and iterations of thread `t`, which owns rows `y0..y1`.
-    fn worker(&self, r: &Region, t: usize, (y0, y1): (usize, usize)) {
-        let w = self.w;
-        // SAFETY (every `unsafe` block below): the region's phases are separated by
-        // `r.barrier.wait()`. Between two barriers a thread writes only its own rows of the flow
-        // and dual variables, its own scratch rows, and its own published rows of one parity,
-        // while other threads read only published rows of the other parity (see `run`).
-        let sq = unsafe { r.sq.rows(t * (w + PAD), t * (w + PAD) + w) };
-        let halo = r.snap_base(t, w) + 2 * SNAP * w;
-        let mut par = 0;
-        // Phase: everybody zeroes its rows of the dual variables and of u3.
-        unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }.fill(0.0);
-        unsafe { r.p3.rows(2 * y0 * w, 2 * y1 * w) }.fill(0.0);
-        unsafe { r.u3.rows(y0 * w, y1 * w) }.fill(0.0);
-        for _warp in 0..self.warps {
-            // Phase (with the median filter): everybody warps I1 and its gradient with its rows
-            // of the flow into its rows of `data`.
-            unsafe {
-                self.warp_rows(
-                    r.data.rows(4 * y0 * w, 4 * y1 * w),
-                    y0,
-                    r.u1.get(y0 * w, y1 * w),
-                    r.u2.get(y0 * w, y1 * w),
-                )
-            };
-            self.iterations(r, t, (y0, y1), &mut par, sq, halo);
         }
     }
 
@@ -762,131 +925,91 @@ impl IterCtx<'_> {
         }
     }
 
-    /// The outer and inner iterations of one warp on thread `t` (rows `y0..y1`); `par` is the
-    /// parity of the published rows and errors, carried from warp to warp.
-    fn iterations(
-        &self,
-        r: &Region,
-        t: usize,
-        (y0, y1): (usize, usize),
-        parity: &mut usize,
-        sq: &mut [f32],
-        halo: usize,
-    ) {
+    /// One inner iteration of band `k` on thread `t`: reads the neighbours' published rows of
+    /// parity `par`, publishes its own rows as parity `par ^ 1`, and writes its per-row errors
+    /// as parity `par`.
+    fn iterate(&self, r: &Region, par: usize, k: usize, t: usize) {
         let (w, h) = (self.w, self.h);
-        let mut par = *parity;
-        let multi = r.nt > 1;
-        let mut error = f32::MAX;
-        let mut n_outer = 0;
-        while error > self.scaled_eps && n_outer < self.outer {
-            if self.median > 1 {
-                // Phase: everybody reads u1 and u2, writes its rows of med and med2.
-                for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
-                    imgops::median_rows(unsafe { u.all() }, w, h, self.median, y0, unsafe {
-                        m.rows(y0 * w, y1 * w)
-                    });
-                }
-                r.barrier.wait();
-                // Phase (with the publication below): everybody copies its rows back.
-                for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
-                    unsafe { u.rows(y0 * w, y1 * w) }.copy_from_slice(unsafe { m.get(y0 * w, y1 * w) });
-                }
-            }
-            if multi {
-                unsafe { self.publish(r, t, (y0, y1), par) };
-                r.barrier.wait();
-            }
-            let mut n_inner = 0;
-            while error > self.scaled_eps && n_inner < self.inner {
-                // the published rows of the neighbours, parity `par`
-                let above = (t > 0).then(|| unsafe {
-                    let o = r.snap_base(t - 1, w) + par * SNAP * w;
-                    r.snap.get(o + 9 * w, o + SNAP * w)
-                });
-                let below = (y1 < h).then(|| unsafe {
-                    let o = r.snap_base(t + 1, w) + par * SNAP * w;
-                    r.snap.get(o, o + 9 * w)
-                });
-                // primal pass over the own rows
-                for y in y0..y1 {
-                    let (pup, p3up) = match (y == y0, above) {
-                        (false, _) => unsafe {
-                            (r.p.get(4 * (y - 1) * w, 4 * y * w), r.p3.get(2 * (y - 1) * w, 2 * y * w))
-                        },
-                        (true, Some(a)) => (&a[..4 * w], &a[4 * w..6 * w]),
-                        (true, None) => (&self.zeros[..4 * w], &self.zeros[..2 * w]),
-                    };
-                    let inp = PrimalIn {
-                        drow: unsafe { r.data.get(4 * y * w, 4 * (y + 1) * w) },
-                        prow: unsafe { r.p.get(4 * y * w, 4 * (y + 1) * w) },
-                        pup,
-                        p3row: unsafe { r.p3.get(2 * y * w, 2 * (y + 1) * w) },
-                        p3up,
-                    };
-                    let (u1r, u2r, u3r) = unsafe {
-                        (
-                            r.u1.rows(y * w, (y + 1) * w),
-                            r.u2.rows(y * w, (y + 1) * w),
-                            r.u3.rows(y * w, (y + 1) * w),
-                        )
-                    };
-                    let e = self.primal.row(&inp, u1r, u2r, u3r, sq);
-                    let at = r.err_at(par, t, y);
-                    let slot = unsafe { r.err.rows(at, at + 1) };
-                    slot[0] = e;
-                }
-                // the halo row: the new flow of the first row of the band below
-                if let Some(b) = below {
-                    let hrow = unsafe { r.snap.rows(halo, halo + 3 * w) };
-                    hrow.copy_from_slice(&b[..3 * w]);
-                    let (h1, rest) = hrow.split_at_mut(w);
-                    let (h2, h3) = rest.split_at_mut(w);
-                    let inp = PrimalIn {
-                        drow: unsafe { r.data.get(4 * y1 * w, 4 * (y1 + 1) * w) },
-                        prow: &b[3 * w..7 * w],
-                        pup: unsafe { r.p.get(4 * (y1 - 1) * w, 4 * y1 * w) },
-                        p3row: &b[7 * w..9 * w],
-                        p3up: unsafe { r.p3.get(2 * (y1 - 1) * w, 2 * y1 * w) },
-                    };
-                    self.primal.row(&inp, h1, h2, h3, sq);
-                }
-                // dual pass over the own rows
-                for y in y0..y1 {
-                    let row = |u: usize, y: usize| {
-                        let u = [&r.u1, &r.u2, &r.u3][u];
-                        unsafe { u.get(y * w, (y + 1) * w) }
-                    };
-                    let (u1r, u2r, u3r) = (row(0, y), row(1, y), row(2, y));
-                    let (u1d, u2d, u3d) = if y + 1 == h {
-                        (u1r, u2r, u3r)
-                    } else if y + 1 == y1 {
-                        let hr = unsafe { r.snap.get(halo, halo + 3 * w) };
-                        (&hr[..w], &hr[w..2 * w], &hr[2 * w..])
-                    } else {
-                        (row(0, y + 1), row(1, y + 1), row(2, y + 1))
-                    };
-                    let inp = DualIn { u1r, u2r, u3r, u1d, u2d, u3d };
-                    let (prow, p3row) = unsafe {
-                        (r.p.rows(4 * y * w, 4 * (y + 1) * w), r.p3.rows(2 * y * w, 2 * (y + 1) * w))
-                    };
-                    self.dual.row(&inp, prow, p3row);
-                }
-                if multi {
-                    unsafe { self.publish(r, t, (y0, y1), par ^ 1) };
-                    r.barrier.wait();
-                }
-                // Phase: everybody reads the errors of parity `par`.
-                error = unsafe { r.error_sum(par, h) };
-                par ^= 1;
-                n_inner += 1;
-            }
-            n_outer += 1;
+        let (y0, y1) = r.band(k, h);
+        let multi = r.nb > 1;
+        // SAFETY (every `unsafe` block below): see `band`.
+        let sq = unsafe { r.sq.rows(t * (w + PAD), t * (w + PAD) + w) };
+        let halo = r.halo_at(t, w);
+        // the published rows of the neighbours, parity `par`
+        let above = (k > 0).then(|| unsafe {
+            let o = r.snap_at(k - 1, par, w);
+            r.snap.get(o + 9 * w, o + SNAP * w)
+        });
+        let below = (y1 < h).then(|| unsafe {
+            let o = r.snap_at(k + 1, par, w);
+            r.snap.get(o, o + 9 * w)
+        });
+        // primal pass over the own rows
+        for y in y0..y1 {
+            let (pup, p3up) = match (y == y0, above) {
+                (false, _) => unsafe {
+                    (r.p.get(4 * (y - 1) * w, 4 * y * w), r.p3.get(2 * (y - 1) * w, 2 * y * w))
+                },
+                (true, Some(a)) => (&a[..4 * w], &a[4 * w..6 * w]),
+                (true, None) => (&self.zeros[..4 * w], &self.zeros[..2 * w]),
+            };
+            let inp = PrimalIn {
+                drow: unsafe { r.data.get(4 * y * w, 4 * (y + 1) * w) },
+                prow: unsafe { r.p.get(4 * y * w, 4 * (y + 1) * w) },
+                pup,
+                p3row: unsafe { r.p3.get(2 * y * w, 2 * (y + 1) * w) },
+                p3up,
+            };
+            let (u1r, u2r, u3r) = unsafe {
+                (r.u1.rows(y * w, (y + 1) * w), r.u2.rows(y * w, (y + 1) * w), r.u3.rows(y * w, (y + 1) * w))
+            };
+            let e = self.primal.row(&inp, u1r, u2r, u3r, sq);
+            let at = r.err_at(par, k, y);
+            let slot = unsafe { r.err.rows(at, at + 1) };
+            slot[0] = e;
         }
-        *parity = par;
+        // the halo row: the new flow of the first row of the band below
+        if let Some(b) = below {
+            let hrow = unsafe { r.snap.rows(halo, halo + 3 * w) };
+            hrow.copy_from_slice(&b[..3 * w]);
+            let (h1, rest) = hrow.split_at_mut(w);
+            let (h2, h3) = rest.split_at_mut(w);
+            let inp = PrimalIn {
+                drow: unsafe { r.data.get(4 * y1 * w, 4 * (y1 + 1) * w) },
+                prow: &b[3 * w..7 * w],
+                pup: unsafe { r.p.get(4 * (y1 - 1) * w, 4 * y1 * w) },
+                p3row: &b[7 * w..9 * w],
+                p3up: unsafe { r.p3.get(2 * (y1 - 1) * w, 2 * y1 * w) },
+            };
+            self.primal.row(&inp, h1, h2, h3, sq);
+        }
+        // dual pass over the own rows
+        for y in y0..y1 {
+            let row = |u: usize, y: usize| {
+                let u = [&r.u1, &r.u2, &r.u3][u];
+                unsafe { u.get(y * w, (y + 1) * w) }
+            };
+            let (u1r, u2r, u3r) = (row(0, y), row(1, y), row(2, y));
+            let (u1d, u2d, u3d) = if y + 1 == h {
+                (u1r, u2r, u3r)
+            } else if y + 1 == y1 {
+                let hr = unsafe { r.snap.get(halo, halo + 3 * w) };
+                (&hr[..w], &hr[w..2 * w], &hr[2 * w..])
+            } else {
+                (row(0, y + 1), row(1, y + 1), row(2, y + 1))
+            };
+            let inp = DualIn { u1r, u2r, u3r, u1d, u2d, u3d };
+            let (prow, p3row) =
+                unsafe { (r.p.rows(4 * y * w, 4 * (y + 1) * w), r.p3.rows(2 * y * w, 2 * (y + 1) * w)) };
+            self.dual.row(&inp, prow, p3row);
+        }
+        if multi {
+            unsafe { self.publish(r, k, (y0, y1), par ^ 1) };
+        }
     }
 }
 
-/// The buffers of one parallel region (see [`IterCtx::run`]).
+/// The buffers and the schedule of one parallel region (see [`IterCtx::run`]).
 struct Region {
     u1: SharedRows,
     u2: SharedRows,
@@ -899,8 +1022,10 @@ struct Region {
     err: SharedRows,
     sq: SharedRows,
     snap: SharedRows,
-    barrier: SpinBarrier,
-    nt: usize,
+    sched: Schedule,
+    program: Mutex<Program>,
+    /// Number of bands.
+    nb: usize,
     /// Rows per band (the last band may have fewer).
     rows: usize,
     /// Values per parity of `err`.
@@ -908,14 +1033,24 @@ struct Region {
 }
 
 impl Region {
-    /// Start of thread `t`'s part of the `snap` buffer.
-    fn snap_base(&self, t: usize, w: usize) -> usize {
-        t * (SNAP_THREAD * w + PAD)
+    /// Rows `y0..y1` of band `k`.
+    fn band(&self, k: usize, h: usize) -> (usize, usize) {
+        ((k * self.rows).min(h), ((k + 1) * self.rows).min(h))
     }
 
-    /// Position of row `y` of band `t` in parity `par` of `err`.
-    fn err_at(&self, par: usize, t: usize, y: usize) -> usize {
-        par * self.err_len + y + t * PAD
+    /// Start of band `k`'s published rows of parity `par` in the `snap` buffer.
+    fn snap_at(&self, k: usize, par: usize, w: usize) -> usize {
+        k * (2 * SNAP * w + PAD) + par * SNAP * w
+    }
+
+    /// Start of thread `t`'s private halo rows in the `snap` buffer.
+    fn halo_at(&self, t: usize, w: usize) -> usize {
+        self.nb * (2 * SNAP * w + PAD) + t * (HALO * w + PAD)
+    }
+
+    /// Position of row `y` of band `k` in parity `par` of `err`.
+    fn err_at(&self, par: usize, k: usize, y: usize) -> usize {
+        par * self.err_len + y + k * PAD
     }
 
     /// Sum of the per-row errors of parity `par`, row by row from the first (the same order for
@@ -926,25 +1061,25 @@ impl Region {
     unsafe fn error_sum(&self, par: usize, h: usize) -> f32 {
         // SAFETY: the caller's promise.
         let errs = unsafe { self.err.get(par * self.err_len, (par + 1) * self.err_len) };
-        (0..self.nt)
-            .flat_map(|t| {
-                let (a, b) = ((t * self.rows).min(h), ((t + 1) * self.rows).min(h));
-                errs[a + t * PAD..b + t * PAD].iter().copied()
+        (0..self.nb)
+            .flat_map(|k| {
+                let (a, b) = self.band(k, h);
+                errs[a + k * PAD..b + k * PAD].iter().copied()
             })
             .sum()
     }
 }
 
-/// A mutable `f32` buffer shared by the threads of one parallel region. The region's barriers
-/// order the accesses: between two barriers each thread writes only its own rows and nobody
-/// reads what anybody writes.
+/// A mutable `f32` buffer shared by the threads of one parallel region. The region's schedule
+/// orders the accesses: within a phase each band writes only its own rows and nobody reads
+/// what anybody writes.
 struct SharedRows {
     ptr: *mut f32,
     len: usize,
 }
 
 // SAFETY: the pointer comes from a `&mut [f32]` that outlives the region (the region is a
-// `rayon::broadcast` that returns inside the borrow), and accesses are ordered by the barriers.
+// `rayon::broadcast` that returns inside the borrow), and accesses are ordered by the schedule.
 unsafe impl Send for SharedRows {}
 // SAFETY: as above.
 unsafe impl Sync for SharedRows {}
@@ -986,45 +1121,59 @@ impl SharedRows {
     }
 }
 
-/// A barrier for a few threads that spins briefly (phases here last microseconds) and then
-/// yields, so an over-subscribed machine still makes progress.
-struct SpinBarrier {
-    n: usize,
-    count: std::sync::atomic::AtomicUsize,
-    generation: std::sync::atomic::AtomicUsize,
+/// The phase schedule of a region: tickets `k * nb .. (k + 1) * nb` are the bands of phase `k`;
+/// `done` counts finished bands, `ready` is the newest phase whose predecessor is done, and
+/// `desc` holds the packed phases `k` and `k + 1` (see [`Phase::pack`]). A thread that holds a
+/// ticket of phase `k` keeps phase `k` unfinished, so the two slots of `desc` suffice. At the
+/// end both slots hold [`Phase::End`] and `ready` is `usize::MAX`, which releases threads that
+/// hold tickets beyond the last phase. Each counter sits on a cache line of its own.
+struct Schedule {
+    next: CachePadded<std::sync::atomic::AtomicUsize>,
+    done: CachePadded<std::sync::atomic::AtomicUsize>,
+    ready: CachePadded<std::sync::atomic::AtomicUsize>,
+    desc: [std::sync::atomic::AtomicU32; 2],
 }
 
-/// Spins of a waiting thread before it starts yielding (see [`SpinBarrier::wait`]).
+/// A value alone on its cache line.
+#[repr(align(64))]
+struct CachePadded<T>(T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Spins of a waiting thread before it starts yielding (see [`Schedule::wait_ready`]).
 const SPIN_BEFORE_YIELD: u32 = 1 << 11;
 
-impl SpinBarrier {
-    fn new(n: usize) -> Self {
-        Self { n, count: Default::default(), generation: Default::default() }
+impl Schedule {
+    fn new(first: u32) -> Self {
+        use std::sync::atomic::{AtomicU32, AtomicUsize};
+        Self {
+            next: CachePadded(AtomicUsize::new(0)),
+            done: CachePadded(AtomicUsize::new(0)),
+            ready: CachePadded(AtomicUsize::new(0)),
+            desc: [AtomicU32::new(first), AtomicU32::new(0)],
+        }
     }
 
-    fn wait(&self) {
-        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-        if self.n <= 1 {
-            return;
-        }
-        let g = self.generation.load(Acquire);
-        if self.count.fetch_add(1, AcqRel) + 1 == self.n {
-            self.count.store(0, Relaxed);
-            self.generation.fetch_add(1, Release);
-        } else {
-            let mut spins = 0u32;
-            while self.generation.load(Acquire) == g {
-                // About 30 µs of spinning (a pause is ~15 ns here) covers a phase's usual
-                // imbalance; then yield. With 16,384 spins (~250 µs) a waiting thread kept its
-                // core while the other thread of the region, descheduled or sharing the core,
-                // could not finish: two solvers running at once took up to 253 ms a flow
-                // against 46 ms on one thread (docs/performance.md).
-                if spins < SPIN_BEFORE_YIELD {
-                    std::hint::spin_loop();
-                    spins += 1;
-                } else {
-                    std::thread::yield_now();
-                }
+    /// Waits until phase `k` may start (every band of phase `k - 1` is done).
+    fn wait_ready(&self, k: usize) {
+        use std::sync::atomic::Ordering::Acquire;
+        let mut spins = 0u32;
+        while self.ready.load(Acquire) < k {
+            // About 30 µs of spinning (a pause is ~15 ns here) covers a phase's usual
+            // imbalance; then yield. With 16,384 spins (~250 µs) a waiting thread kept its core
+            // while the thread it waited for, descheduled or sharing the core, could not
+            // finish: two solvers running at once took up to 253 ms a flow against 46 ms on one
+            // thread (docs/performance.md).
+            if spins < SPIN_BEFORE_YIELD {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
             }
         }
     }
