@@ -5,7 +5,8 @@
 //! `flow_peer run DIR [REPS]` runs every mex-flow estimator on exactly those PNGs and prints one
 //! JSON line per (estimator, size) with the mean interior EPE (8 px border) and the median time;
 //! with `MEX_FLOW_DUMP=OUTDIR` it also writes each computed flow there (for bitwise A/B checks
-//! between builds or thread counts).
+//! between builds or thread counts). `flow_peer serve DIR [METHOD [SIZE]]` times one pass over
+//! the pairs (one time per pair) per line read from stdin (see `scripts/flow_tvl1_scaling.py`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use mex_core::Similarity;
@@ -98,6 +99,53 @@ fn run(dir: &Path, reps: usize, method: Option<&str>, only_size: Option<usize>) 
     }
 }
 
+/// Serves timing requests for `scripts/flow_tvl1_scaling.py`: loads the pairs of `size` in `dir`,
+/// then for every line read from stdin estimates each pair once with `method` and prints the
+/// milliseconds of each estimation on one line. Two such processes with different thread counts,
+/// driven in alternation, time one- and two-thread runs a fraction of a second apart.
+fn serve(dir: &Path, method: &str, size: usize) {
+    use std::io::BufRead;
+    let cfg = [
+        FlowConfig::TvL1(TvL1Config::default()),
+        FlowConfig::Farneback(FarnebackConfig::default()),
+        FlowConfig::Dis(DisConfig::fast()),
+    ]
+    .into_iter()
+    .find(|c| c.name() == method)
+    .expect("method: tvl1, farneback or dis-fast");
+    let est = cfg.build().unwrap();
+    let mut pairs = Vec::new();
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    for f in names.iter().filter(|f| {
+        let n = f.file_name().unwrap().to_str().unwrap();
+        n.starts_with(&format!("{size}_")) && n.ends_with(".flo")
+    }) {
+        let s = f.to_str().unwrap().trim_end_matches(".flo");
+        let load = |p: String| mex_core::gray_f32_from_dynamic(&image::open(p).unwrap()).unwrap();
+        pairs.push((load(format!("{s}.0.png")), load(format!("{s}.1.png"))));
+    }
+    let mut out = mex_flow::FlowField::zeros(0, 0);
+    for (a, b) in &pairs {
+        est.estimate_into(a, b, &mut out).unwrap();
+    }
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+        let ms: Vec<String> = pairs
+            .iter()
+            .map(|(a, b)| {
+                let t0 = Instant::now();
+                est.estimate_into(a, b, &mut out).unwrap();
+                format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect();
+        println!("{}", ms.join(" "));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
@@ -108,6 +156,13 @@ fn main() {
             args.get(4).map(String::as_str),
             args.get(5).and_then(|s| s.parse().ok()),
         ),
-        _ => eprintln!("usage: flow_peer write DIR | flow_peer run DIR [REPS [METHOD [SIZE]]]"),
+        (Some("serve"), Some(d)) => serve(
+            Path::new(d),
+            args.get(3).map_or("tvl1", String::as_str),
+            args.get(4).and_then(|s| s.parse().ok()).unwrap_or(128),
+        ),
+        _ => eprintln!(
+            "usage: flow_peer write DIR | flow_peer run DIR [REPS [METHOD [SIZE]]] | flow_peer serve DIR [METHOD [SIZE]]"
+        ),
     }
 }

@@ -10,8 +10,9 @@
 //! all buffers live in a reusable workspace. Threads: each pyramid level runs as one parallel
 //! region on the rayon pool's workers (`rayon::broadcast`). The rows are split into a few bands
 //! per thread and the level into phases (one per inner iteration, one or two per outer
-//! iteration); in each phase the threads claim bands one at a time from a ticket counter, so a
-//! thread slowed down by another tenant of its core takes fewer bands. Each band recomputes the
+//! iteration); in each phase every thread runs the bands of its own range of rows and then takes
+//! over the bands another thread has not started, so a thread slowed down by another tenant of
+//! its core takes fewer bands while the others keep their rows in their caches. Each band recomputes the
 //! first flow row of the band below instead of waiting for it (see `IterCtx::run`). Forking
 //! rayon tasks per pass cost more than it saved at 128x128, and extra threads next to the pool's
 //! workers left the workers spinning on the same cores. Called from inside a rayon worker, the
@@ -561,8 +562,8 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
 /// Images smaller than this many pixels are iterated on one thread.
 const PAR_MIN_PIXELS: usize = 1024;
 
-/// Bands per thread of a parallel region: the threads claim bands one at a time in every phase,
-/// so a thread slowed down for a while (another tenant on its core) simply takes fewer of them.
+/// Bands per thread of a parallel region: a thread that is done with its own bands takes over
+/// the bands of a slower thread (another tenant on its core) one at a time.
 const BANDS_PER_THREAD: usize = 4;
 
 /// Fewest rows of a band (each band recomputes one flow row of the band below).
@@ -676,9 +677,10 @@ impl IterCtx<'_> {
     /// With more than one thread the level runs as **one parallel region** on the rayon pool's
     /// workers (`rayon::broadcast`). The rows are split into a few bands per thread, and the
     /// level into phases (one per inner iteration, one or two per outer iteration; see
-    /// [`Phase`]). In every phase the threads claim the bands one at a time from a shared
-    /// ticket counter, and a band of the next phase starts once every band of this one is done;
-    /// so a thread that runs slower for a while (on a shared host, another tenant on its core)
+    /// [`Phase`]). In every phase each thread runs the bands of its home range (so its rows stay
+    /// in its core's cache) and then takes the bands that other threads have not started yet
+    /// (see [`Schedule`]); a band of the next phase starts once every band of this one is done.
+    /// So a thread that runs slower for a while (on a shared host, another tenant on its core)
     /// takes fewer bands instead of holding the other threads at a barrier. Within an inner
     /// iteration a band runs the primal pass over its rows and then the dual pass, which needs
     /// the new flow of the first row of the band below: it recomputes that row itself (a halo
@@ -698,7 +700,11 @@ impl IterCtx<'_> {
         } else {
             rayon::current_num_threads().min(b.sq.len() / (w + PAD)).max(1)
         };
-        let want = if threads == 1 { 1 } else { (h / MIN_BAND_ROWS).clamp(1, BANDS_PER_THREAD * threads) };
+        let want = if threads == 1 {
+            1
+        } else {
+            (h / MIN_BAND_ROWS).clamp(1, (BANDS_PER_THREAD * threads).min(MAX_BANDS))
+        };
         // no empty band: every band below another has a first row to publish
         let rows = h.div_ceil(want);
         let nb = h.div_ceil(rows);
@@ -725,7 +731,7 @@ impl IterCtx<'_> {
             err: SharedRows::new(b.err),
             sq: SharedRows::new(b.sq),
             snap: SharedRows::new(b.snap),
-            sched: Schedule::new(first.pack(0)),
+            sched: Schedule::new(first.pack(0), threads),
             program: Mutex::new(Program { warp: 0, n_outer: 0, n_inner: 0, error: f32::MAX, par: 0 }),
             nb,
             rows,
@@ -749,35 +755,42 @@ impl IterCtx<'_> {
         });
     }
 
-    /// Thread `t` of a region: claims bands, phase after phase, until the level ends. The
-    /// thread that finishes a phase's last band decides the next phase.
+    /// Thread `t` of a region: phase after phase until the level ends, runs the bands of its
+    /// home range (first to last), then takes the bands the other threads have not started
+    /// (each range's last first). The thread that finishes a phase's last band decides the
+    /// next phase.
     fn worker(&self, r: &Region, t: usize) {
         use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-        let nb = r.nb;
+        let (nb, nt) = (r.nb, r.sched.ranges.len());
+        let mut k = 0;
         loop {
-            let ticket = r.sched.next.fetch_add(1, Relaxed);
-            let (k, band) = (ticket / nb, ticket % nb);
-            r.sched.wait_ready(k);
+            // a thread that fell behind (descheduled) joins the phase under way
+            k = r.sched.wait_ready(k);
             let (phase, par) = Phase::unpack(r.sched.desc[k % 2].load(Acquire));
             if phase == Phase::End {
                 return;
             }
-            self.band(r, phase, par, band, t);
-            if r.sched.done.fetch_add(1, AcqRel) + 1 == (k + 1) * nb {
-                let next = {
-                    let mut prog = r.program.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    self.next_phase(&mut prog, phase, r).pack(prog.par)
-                };
-                if Phase::unpack(next).0 == Phase::End {
-                    // Threads may hold tickets of the phases after the end (more threads than
-                    // bands): release them all.
-                    r.sched.desc.iter().for_each(|d| d.store(next, Relaxed));
-                    r.sched.ready.store(usize::MAX, Release);
-                } else {
-                    r.sched.desc[(k + 1) % 2].store(next, Relaxed);
-                    r.sched.ready.store(k + 1, Release);
+            // `phase` is phase `k` whenever a claim for phase `k` succeeds (see `Schedule`)
+            for j in (0..nt).map(|d| (t + d) % nt) {
+                while let Some(band) = r.sched.claim(j, k, j == t, nb) {
+                    self.band(r, phase, par, band, t);
+                    if r.sched.done.fetch_add(1, AcqRel) + 1 == (k + 1) * nb {
+                        let next = {
+                            let mut prog =
+                                r.program.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            self.next_phase(&mut prog, phase, r).pack(prog.par)
+                        };
+                        if Phase::unpack(next).0 == Phase::End {
+                            r.sched.desc.iter().for_each(|d| d.store(next, Relaxed));
+                            r.sched.ready.store(usize::MAX, Release);
+                        } else {
+                            r.sched.desc[(k + 1) % 2].store(next, Relaxed);
+                            r.sched.ready.store(k + 1, Release);
+                        }
+                    }
                 }
             }
+            k += 1;
         }
     }
 
@@ -1121,14 +1134,17 @@ impl SharedRows {
     }
 }
 
-/// The phase schedule of a region: tickets `k * nb .. (k + 1) * nb` are the bands of phase `k`;
-/// `done` counts finished bands, `ready` is the newest phase whose predecessor is done, and
-/// `desc` holds the packed phases `k` and `k + 1` (see [`Phase::pack`]). A thread that holds a
-/// ticket of phase `k` keeps phase `k` unfinished, so the two slots of `desc` suffice. At the
-/// end both slots hold [`Phase::End`] and `ready` is `usize::MAX`, which releases threads that
-/// hold tickets beyond the last phase. Each counter sits on a cache line of its own.
+/// The phase schedule of a region. Thread `t`'s home range is bands `t * nb / nt .. (t + 1) *
+/// nb / nt`; `ranges[t]` packs the phase it is claimed in (plus one), and the first and one past
+/// the last band of it not yet claimed: the owner claims from the front, other threads from the
+/// back, each with a compare-and-swap, so every band of a phase runs exactly once. `done` counts
+/// finished bands, `ready` is the newest phase whose predecessor is done, and `desc` holds the
+/// packed phases `k` and `k + 1` (see [`Phase::pack`]). Slot `k % 2` is overwritten only when
+/// phase `k + 1` is done, which needs phase `k` done; so a thread that read the slot and then
+/// claimed a band of phase `k` read phase `k`. At the end both slots hold [`Phase::End`] and
+/// `ready` is `usize::MAX`. Each counter sits on a cache line of its own.
 struct Schedule {
-    next: CachePadded<std::sync::atomic::AtomicUsize>,
+    ranges: Vec<CachePadded<std::sync::atomic::AtomicU64>>,
     done: CachePadded<std::sync::atomic::AtomicUsize>,
     ready: CachePadded<std::sync::atomic::AtomicUsize>,
     desc: [std::sync::atomic::AtomicU32; 2],
@@ -1148,22 +1164,57 @@ impl<T> std::ops::Deref for CachePadded<T> {
 /// Spins of a waiting thread before it starts yielding (see [`Schedule::wait_ready`]).
 const SPIN_BEFORE_YIELD: u32 = 1 << 11;
 
+/// Most bands of a region (12 bits each for the front and back of a range).
+const MAX_BANDS: usize = 4095;
+
 impl Schedule {
-    fn new(first: u32) -> Self {
-        use std::sync::atomic::{AtomicU32, AtomicUsize};
+    fn new(first: u32, threads: usize) -> Self {
+        use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
         Self {
-            next: CachePadded(AtomicUsize::new(0)),
+            ranges: (0..threads).map(|_| CachePadded(AtomicU64::new(0))).collect(),
             done: CachePadded(AtomicUsize::new(0)),
             ready: CachePadded(AtomicUsize::new(0)),
             desc: [AtomicU32::new(first), AtomicU32::new(0)],
         }
     }
 
-    /// Waits until phase `k` may start (every band of phase `k - 1` is done).
-    fn wait_ready(&self, k: usize) {
+    /// Claims a band of thread `j`'s home range for phase `k`: the first one left for the owner
+    /// (`front`), the last one left for another thread. `None` once the range is used up for
+    /// phase `k`, or when phase `k` is over.
+    fn claim(&self, j: usize, k: usize, front: bool, nb: usize) -> Option<usize> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        let nt = self.ranges.len();
+        let (start, end) = (j * nb / nt, (j + 1) * nb / nt);
+        let tag = k as u64 + 1;
+        let word = &self.ranges[j];
+        let mut cur = word.load(Acquire);
+        loop {
+            let (ph, f, b) = (cur >> 24, (cur >> 12 & 0xfff) as usize, (cur & 0xfff) as usize);
+            if ph > tag {
+                return None;
+            }
+            let (f, b) = if ph < tag { (start, end) } else { (f, b) };
+            if f >= b {
+                return None;
+            }
+            let (f2, b2, band) = if front { (f + 1, b, f) } else { (f, b - 1, b - 1) };
+            let new = tag << 24 | (f2 as u64) << 12 | b2 as u64;
+            match word.compare_exchange_weak(cur, new, AcqRel, Acquire) {
+                Ok(_) => return Some(band),
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    /// Waits until phase `k` or a later one may start, and returns the newest such phase.
+    fn wait_ready(&self, k: usize) -> usize {
         use std::sync::atomic::Ordering::Acquire;
         let mut spins = 0u32;
-        while self.ready.load(Acquire) < k {
+        loop {
+            let ready = self.ready.load(Acquire);
+            if ready >= k {
+                return ready;
+            }
             // About 30 µs of spinning (a pause is ~15 ns here) covers a phase's usual
             // imbalance; then yield. With 16,384 spins (~250 µs) a waiting thread kept its core
             // while the thread it waited for, descheduled or sharing the core, could not
