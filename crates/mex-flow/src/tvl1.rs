@@ -12,11 +12,12 @@
 //! per thread and the level into phases (one per inner iteration, one or two per outer
 //! iteration); in each phase every thread runs the bands of its own range of rows and then takes
 //! over the bands another thread has not started, so a thread slowed down by another tenant of
-//! its core takes fewer bands while the others keep their rows in their caches. Each band recomputes the
-//! first flow row of the band below instead of waiting for it (see `IterCtx::run`). Forking
-//! rayon tasks per pass cost more than it saved at 128x128, and extra threads next to the pool's
-//! workers left the workers spinning on the same cores. Called from inside a rayon worker, the
-//! iterations stay on that thread. Results do not depend on the thread count.
+//! its core takes fewer bands while the others keep their rows in their caches. Each band
+//! recomputes the first flow row of the band below instead of waiting for it (see
+//! `IterCtx::run`). Forking rayon tasks per pass cost more than it saved at 128x128, and extra
+//! threads next to the pool's workers left the workers spinning on the same cores. Called from
+//! inside a rayon worker, the iterations stay on that thread. Results do not depend on the
+//! thread count.
 
 use crate::error::{invalid, Result};
 use crate::imgops::{self, CubicTaps};
