@@ -799,16 +799,14 @@ impl IterCtx<'_> {
     /// (median filtering, publication), inner iterations stopped by the error or the count.
     fn next_phase(&self, st: &mut Program, done: Phase, r: &Region) -> Phase {
         let multi = r.nb > 1;
-        let start_outer = |st: &Program| {
-            if self.median > 1 || multi {
-                Phase::Publish { copy_back: self.median > 1 }
-            } else {
-                let _ = st;
-                Phase::Iter
-            }
+        // an outer iteration starts with the publication (after the median, if filtering)
+        let start_outer = if self.median > 1 || multi {
+            Phase::Publish { copy_back: self.median > 1 }
+        } else {
+            Phase::Iter
         };
         match done {
-            Phase::Prep { .. } => start_outer(st),
+            Phase::Prep { .. } => start_outer,
             Phase::Publish { .. } => Phase::Iter,
             Phase::Iter => {
                 // SAFETY: every band of the inner iteration is done, and no band of the next
@@ -825,7 +823,7 @@ impl IterCtx<'_> {
                     return if self.median > 1 {
                         Phase::Prep { zero: false, warp: false, median: true }
                     } else {
-                        start_outer(st)
+                        start_outer
                     };
                 }
                 st.warp += 1;
