@@ -334,6 +334,25 @@ impl CubicTaps {
     }
 }
 
+impl CubicTaps {
+    /// [`CubicTaps::sample`] of four planes at once, stored interleaved (`src[i][p]` is pixel
+    /// `i` of plane `p`): one load per tap, and the four planes' sums in the lanes of one
+    /// vector, each summed in the same order as `sample` (so bitwise equal to it).
+    #[inline]
+    pub(crate) fn sample4(&self, src: &[[f32; 4]], w: usize) -> [f32; 4] {
+        let mut s = [0.0f32; 4];
+        for j in 0..4 {
+            let r = self.ys[j] * w;
+            let [a, b, c, d] = [0, 1, 2, 3].map(|k| src[r + self.xs[k]]);
+            for l in 0..4 {
+                let row = self.wx[0] * a[l] + self.wx[1] * b[l] + self.wx[2] * c[l] + self.wx[3] * d[l];
+                s[l] += self.wy[j] * row;
+            }
+        }
+        s
+    }
+}
+
 /// Bicubic sample at `(x, y)` with clamped (replicated) borders.
 #[inline]
 pub(crate) fn sample_bicubic(src: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
@@ -487,6 +506,163 @@ fn shifted_row(row: &[f32], dx: isize, out: &mut [f32]) {
     out[hi..].fill(last);
 }
 
+/// The comparators of [`median_net`]`(25)` as literals, handed to the macro `$cb` after its
+/// own arguments, so that the register kernels below are unrolled with constant indices (a
+/// test checks the list against `median_net(25)`).
+#[cfg(target_arch = "x86_64")]
+macro_rules! median25_pairs {
+    ($cb:ident!($($args:tt)*)) => {
+        $cb!($($args)*;
+        (0, 1) (2, 3) (4, 5) (6, 7) (8, 9) (10, 11) (12, 13) (14, 15) (16, 17) (18, 19) (20, 21)
+        (22, 23) (0, 2) (1, 3) (4, 6) (5, 7) (8, 10) (9, 11) (12, 14) (13, 15) (16, 18) (17, 19)
+        (20, 22) (21, 23) (1, 2) (5, 6) (9, 10) (13, 14) (17, 18) (21, 22) (0, 4) (1, 5) (2, 6)
+        (3, 7) (8, 12) (9, 13) (10, 14) (11, 15) (16, 20) (17, 21) (18, 22) (19, 23) (2, 4) (3, 5)
+        (10, 12) (11, 13) (18, 20) (19, 21) (1, 2) (3, 4) (5, 6) (9, 10) (11, 12) (13, 14) (17, 18)
+        (19, 20) (21, 22) (0, 8) (1, 9) (2, 10) (3, 11) (4, 12) (5, 13) (6, 14) (7, 15) (16, 24)
+        (4, 8) (5, 9) (6, 10) (7, 11) (20, 24) (2, 4) (3, 5) (6, 8) (7, 9) (10, 12) (11, 13)
+        (18, 20) (19, 21) (22, 24) (1, 2) (3, 4) (5, 6) (7, 8) (9, 10) (11, 12) (13, 14) (17, 18)
+        (19, 20) (21, 22) (23, 24) (0, 16) (1, 17) (2, 18) (3, 19) (4, 20) (5, 21) (6, 22) (7, 23)
+        (8, 24) (8, 16) (9, 17) (10, 18) (11, 19) (12, 20) (13, 21) (6, 10) (7, 11) (12, 16)
+        (13, 17) (10, 12) (11, 13) (11, 12)
+        )
+    };
+}
+
+/// Applies the comparators to the vectors `$v` with the instruction set's `$min` / `$max`: as
+/// `apply_net`, lo = if p < q { p } else { q } and hi = if p < q { q } else { p }.
+#[cfg(target_arch = "x86_64")]
+macro_rules! median25_apply {
+    ($v:ident, $min:ident, $max:ident; $(($a:literal, $b:literal))*) => {
+        $( { let (p, q) = ($v[$a], $v[$b]); $v[$a] = $min(p, q); $v[$b] = $max(q, p); } )*
+    };
+}
+
+/// Slot of the median after the comparators of [`median25_pairs`].
+#[cfg(target_arch = "x86_64")]
+const MEDIAN25_OUT: usize = 12;
+
+/// 5x5 medians of one row with the 25 window values of `LANES` pixels in vector registers.
+/// `rows` are the five source rows of the window, each padded with two replicated values on
+/// either side (`w + 4` values); `w` must be at least the lane count. The last vector of a row
+/// overlaps the one before when `w` is not a multiple of it (the same medians are written twice).
+#[cfg(target_arch = "x86_64")]
+mod median5_simd {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn row_avx512(rows: [&[f32]; 5], w: usize, out: &mut [f32]) {
+        let mut x = 0;
+        loop {
+            let x0 = x.min(w - 16);
+            let mut v: [__m512; 25] = std::array::from_fn(|i| {
+                let src = &rows[i / 5][x0 + i % 5..x0 + i % 5 + 16];
+                // SAFETY: `src` holds 16 values.
+                unsafe { _mm512_loadu_ps(src.as_ptr()) }
+            });
+            median25_pairs!(median25_apply!(v, _mm512_min_ps, _mm512_max_ps));
+            let dst = &mut out[x0..x0 + 16];
+            // SAFETY: `dst` holds 16 values.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v[super::MEDIAN25_OUT]) };
+            if x0 + 16 == w {
+                return;
+            }
+            x += 16;
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn row_avx2(rows: [&[f32]; 5], w: usize, out: &mut [f32]) {
+        let mut x = 0;
+        loop {
+            let x0 = x.min(w - 8);
+            let mut v: [__m256; 25] = std::array::from_fn(|i| {
+                let src = &rows[i / 5][x0 + i % 5..x0 + i % 5 + 8];
+                // SAFETY: `src` holds 8 values.
+                unsafe { _mm256_loadu_ps(src.as_ptr()) }
+            });
+            median25_pairs!(median25_apply!(v, _mm256_min_ps, _mm256_max_ps));
+            let dst = &mut out[x0..x0 + 8];
+            // SAFETY: `dst` holds 8 values.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v[super::MEDIAN25_OUT]) };
+            if x0 + 8 == w {
+                return;
+            }
+            x += 8;
+        }
+    }
+}
+
+/// The 5x5 median of rows `y0..` into `band` with [`median5_simd`], or `false` (nothing written)
+/// when the CPU lacks AVX2 or a row is narrower than a vector.
+fn median5_registers(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    y0: usize,
+    band: &mut [f32],
+    pad: &mut Vec<f32>,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lanes = if has_avx512() {
+            16
+        } else if has_avx2() {
+            8
+        } else {
+            return false;
+        };
+        if w < lanes {
+            return false;
+        }
+        median5_lanes(lanes, src, w, h, y0, band, pad);
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, w, h, y0, band, pad);
+        false
+    }
+}
+
+/// [`median5_registers`] with `lanes` = 16 (AVX-512, which the CPU must have) or 8 (AVX2);
+/// `w >= lanes`.
+#[cfg(target_arch = "x86_64")]
+fn median5_lanes(
+    lanes: usize,
+    src: &[f32],
+    w: usize,
+    h: usize,
+    y0: usize,
+    band: &mut [f32],
+    pad: &mut Vec<f32>,
+) {
+    {
+        // the band's source rows y0 - 2 .. y1 + 2 (clamped), two replicated values either side
+        let (pw, n) = (w + 4, band.len() / w);
+        if pad.len() < (n + 4) * pw {
+            pad.resize((n + 4) * pw, 0.0);
+        }
+        for (i, prow) in pad[..(n + 4) * pw].chunks_mut(pw).enumerate() {
+            let yy = (y0 + i).saturating_sub(2).min(h - 1);
+            let srow = &src[yy * w..yy * w + w];
+            prow[..2].fill(srow[0]);
+            prow[2..w + 2].copy_from_slice(srow);
+            prow[w + 2..].fill(srow[w - 1]);
+        }
+        for (r, out) in band.chunks_mut(w).enumerate() {
+            let rows: [&[f32]; 5] = std::array::from_fn(|i| &pad[(r + i) * pw..(r + i + 1) * pw]);
+            // SAFETY: the CPU supports the instruction set (checked above).
+            unsafe {
+                if lanes == 16 {
+                    median5_simd::row_avx512(rows, w, out)
+                } else {
+                    median5_simd::row_avx2(rows, w, out)
+                }
+            }
+        }
+    }
+}
+
 thread_local! {
     static MEDIAN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -501,6 +677,9 @@ thread_local! {
 /// `k` must be odd and greater than 1.
 pub(crate) fn median_rows(src: &[f32], w: usize, h: usize, k: usize, y0: usize, band: &mut [f32]) {
     let r = (k / 2) as isize;
+    if k == 5 && MEDIAN_SCRATCH.with(|cell| median5_registers(src, w, h, y0, band, &mut cell.borrow_mut())) {
+        return;
+    }
     if k == 3 || k == 5 {
         let net = network(k);
         let kk = k * k;
@@ -722,8 +901,83 @@ mod tests {
 
     #[test]
     fn median_matches_sort() {
-        for (w, h) in [(13, 7), (2, 3), (1, 4)] {
+        // 37 and 21 columns: the register kernels' full vectors and their overlapping last one
+        for (w, h) in [(13, 7), (2, 3), (1, 4), (37, 6), (21, 5), (16, 3)] {
             median_matches_sort_at(w, h);
+        }
+    }
+
+    /// The 5x5 register kernels against the row-buffer network (the path for other CPUs and
+    /// narrow rows), bit for bit, on bands that start inside the image.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn median5_registers_match_the_row_network() {
+        let net = network(5);
+        assert_eq!(net.out, MEDIAN25_OUT);
+        for (w, h, y0, n) in [(40usize, 9usize, 0usize, 9usize), (23, 11, 3, 5), (16, 4, 2, 2), (64, 7, 6, 1)]
+        {
+            let src: Vec<f32> = (0..w * h).map(|i| ((i * 7919 + 13) % 211) as f32 * 0.37 - 31.0).collect();
+            let mut runs = Vec::new();
+            for (lanes, ok) in [(16, has_avx512()), (8, has_avx2())] {
+                if ok && w >= lanes {
+                    let (mut fast, mut pad) = (vec![0.0; n * w], Vec::new());
+                    median5_lanes(lanes, &src, w, h, y0, &mut fast, &mut pad);
+                    runs.push((lanes, fast));
+                } else {
+                    eprintln!("skipped: {lanes} lanes at width {w} (CPU or width)");
+                }
+            }
+            // the row-buffer network, as `median_rows` runs it without the register kernels
+            let mut bufs = vec![0.0; 25 * w];
+            for r in 0..n {
+                let y = (y0 + r) as isize;
+                let mut idx = 0;
+                for dy in -2..=2isize {
+                    let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                    for dx in -2..=2isize {
+                        shifted_row(&src[yy * w..yy * w + w], dx, &mut bufs[idx * w..idx * w + w]);
+                        idx += 1;
+                    }
+                }
+                apply_net(&mut bufs, w, &net.pairs);
+                let want = &bufs[net.out * w..net.out * w + w];
+                for (lanes, fast) in &runs {
+                    let got = &fast[r * w..r * w + w];
+                    let same = want.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{lanes} lanes, {w}x{h} row {y}");
+                }
+            }
+        }
+    }
+
+    /// The literal comparator list of the register kernels is `median_net(25)`'s.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn median25_literals_are_the_pruned_network() {
+        macro_rules! list {
+            (; $(($a:literal, $b:literal))*) => {
+                vec![$(($a, $b)),*]
+            };
+        }
+        let v: Vec<(usize, usize)> = median25_pairs!(list!());
+        assert_eq!(v, network(5).pairs);
+    }
+
+    /// Four interleaved planes sampled at once equal four single-plane samples, bit for bit,
+    /// inside and outside the image.
+    #[test]
+    fn sample4_matches_sample() {
+        let (w, h) = (9, 7);
+        let planes: Vec<Vec<f32>> = (0..4)
+            .map(|p| (0..w * h).map(|i| ((i * 31 + p * 17) % 23) as f32 * 0.7 - 5.0).collect())
+            .collect();
+        let inter: Vec<[f32; 4]> = (0..w * h).map(|i| [0, 1, 2, 3].map(|p| planes[p][i])).collect();
+        for (x, y) in [(3.3f32, 2.6f32), (-1.7, 0.2), (8.9, 6.5), (0.0, 0.0), (12.0, -3.0), (4.5, 3.25)] {
+            let taps = CubicTaps::new(w, h, x, y);
+            let got = taps.sample4(&inter, w);
+            for p in 0..4 {
+                assert_eq!(got[p].to_bits(), taps.sample(&planes[p], w).to_bits(), "({x}, {y}) plane {p}");
+            }
         }
     }
 

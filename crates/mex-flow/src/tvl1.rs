@@ -152,6 +152,8 @@ struct Workspace {
     // scratch sized for the finest level
     i1x: Vec<f32>,
     i1y: Vec<f32>,
+    /// Per pixel: I1, I1x, I1y, 0 (what the warp samples, interleaved).
+    img4: Vec<[f32; 4]>,
     /// Interleaved per pixel: warped I1x, I1y, |∇I1w|² (+γ²), rho_c.
     data: Vec<f32>,
     u3: Vec<f32>,
@@ -196,6 +198,7 @@ impl Workspace {
             b.resize(n, 0.0);
         }
         self.data.resize(4 * n, 0.0);
+        self.img4.resize(n, [0.0; 4]);
         self.p.resize(4 * n, 0.0);
         self.p3.resize(2 * n, 0.0);
         self.sizes = sizes;
@@ -529,7 +532,11 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
     let i1x = &mut ws.i1x[..n];
     let i1y = &mut ws.i1y[..n];
     imgops::centered_gradient(i1, w, h, i1x, i1y);
-    let (i1x, i1y) = (&*i1x, &*i1y);
+    let img4 = &mut ws.img4[..n];
+    for (((q, &v), &gx), &gy) in img4.iter_mut().zip(i1.iter()).zip(i1x.iter()).zip(i1y.iter()) {
+        *q = [v, gx, gy, 0.0];
+    }
+    let img4 = &*img4;
     let data = &mut ws.data[..4 * n];
     let p = &mut ws.p[..4 * n];
     let p3 = &mut ws.p3[..2 * n];
@@ -544,9 +551,7 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
         w,
         h,
         i0,
-        i1,
-        i1x,
-        i1y,
+        img4,
         g2: cfg.gamma * cfg.gamma,
         zeros,
         primal: PrimalCtx { w, lt: cfg.lambda * cfg.theta, theta: cfg.theta, gamma: cfg.gamma },
@@ -578,9 +583,8 @@ struct IterCtx<'a> {
     w: usize,
     h: usize,
     i0: &'a [f32],
-    i1: &'a [f32],
-    i1x: &'a [f32],
-    i1y: &'a [f32],
+    /// I1 and its gradient, interleaved (see `Workspace::img4`).
+    img4: &'a [[f32; 4]],
     g2: f32,
     zeros: &'a [f32],
     primal: PrimalCtx,
@@ -926,9 +930,7 @@ impl IterCtx<'_> {
             for x in 0..w {
                 let (i, k) = (y * w + x, r * w + x);
                 let taps = CubicTaps::new(w, h, x as f32 + u1[k], y as f32 + u2[k]);
-                let iw = taps.sample(self.i1, w);
-                let ix = taps.sample(self.i1x, w);
-                let iy = taps.sample(self.i1y, w);
+                let [iw, ix, iy, _] = taps.sample4(self.img4, w);
                 row[x] = ix;
                 row[w + x] = iy;
                 row[2 * w + x] = ix * ix + iy * iy + self.g2;
