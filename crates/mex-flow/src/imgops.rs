@@ -549,47 +549,44 @@ const MEDIAN25_OUT: usize = 12;
 mod median5_simd {
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn row_avx512(rows: [&[f32]; 5], w: usize, out: &mut [f32]) {
-        let mut x = 0;
-        loop {
-            let x0 = x.min(w - 16);
-            let mut v: [__m512; 25] = std::array::from_fn(|i| {
-                let src = &rows[i / 5][x0 + i % 5..x0 + i % 5 + 16];
-                // SAFETY: `src` holds 16 values.
-                unsafe { _mm512_loadu_ps(src.as_ptr()) }
-            });
-            median25_pairs!(median25_apply!(v, _mm512_min_ps, _mm512_max_ps));
-            let dst = &mut out[x0..x0 + 16];
-            // SAFETY: `dst` holds 16 values.
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v[super::MEDIAN25_OUT]) };
-            if x0 + 16 == w {
-                return;
+    /// One row kernel per instruction set: its name, target feature, vector type, lanes, and
+    /// load / store / min / max intrinsics.
+    macro_rules! row_kernel {
+        ($name:ident, $feature:literal, $vec:ty, $lanes:literal, $load:ident, $store:ident, $min:ident, $max:ident) => {
+            #[target_feature(enable = $feature)]
+            pub(super) fn $name(rows: [&[f32]; 5], w: usize, out: &mut [f32]) {
+                let mut x = 0;
+                loop {
+                    let x0 = x.min(w - $lanes);
+                    let mut v: [$vec; 25] = std::array::from_fn(|i| {
+                        let src = &rows[i / 5][x0 + i % 5..x0 + i % 5 + $lanes];
+                        // SAFETY: `src` holds one vector's values.
+                        unsafe { $load(src.as_ptr()) }
+                    });
+                    median25_pairs!(median25_apply!(v, $min, $max));
+                    let dst = &mut out[x0..x0 + $lanes];
+                    // SAFETY: `dst` holds one vector's values.
+                    unsafe { $store(dst.as_mut_ptr(), v[super::MEDIAN25_OUT]) };
+                    if x0 + $lanes == w {
+                        return;
+                    }
+                    x += $lanes;
+                }
             }
-            x += 16;
-        }
+        };
     }
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn row_avx2(rows: [&[f32]; 5], w: usize, out: &mut [f32]) {
-        let mut x = 0;
-        loop {
-            let x0 = x.min(w - 8);
-            let mut v: [__m256; 25] = std::array::from_fn(|i| {
-                let src = &rows[i / 5][x0 + i % 5..x0 + i % 5 + 8];
-                // SAFETY: `src` holds 8 values.
-                unsafe { _mm256_loadu_ps(src.as_ptr()) }
-            });
-            median25_pairs!(median25_apply!(v, _mm256_min_ps, _mm256_max_ps));
-            let dst = &mut out[x0..x0 + 8];
-            // SAFETY: `dst` holds 8 values.
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v[super::MEDIAN25_OUT]) };
-            if x0 + 8 == w {
-                return;
-            }
-            x += 8;
-        }
-    }
+    row_kernel!(
+        row_avx512,
+        "avx512f",
+        __m512,
+        16,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_min_ps,
+        _mm512_max_ps
+    );
+    row_kernel!(row_avx2, "avx2", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_min_ps, _mm256_max_ps);
 }
 
 /// The 5x5 median of rows `y0..` into `band` with [`median5_simd`], or `false` (nothing written)
