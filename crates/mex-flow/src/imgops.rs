@@ -621,8 +621,8 @@ fn median5_registers(
     }
 }
 
-/// [`median5_registers`] with `lanes` = 16 (AVX-512, which the CPU must have) or 8 (AVX2);
-/// `w >= lanes`.
+/// [`median5_registers`] with `lanes` = 16 (AVX-512) or 8 (AVX2); `w >= lanes`, and the CPU
+/// must support that instruction set (else nothing is written).
 #[cfg(target_arch = "x86_64")]
 fn median5_lanes(
     lanes: usize,
@@ -633,28 +633,27 @@ fn median5_lanes(
     band: &mut [f32],
     pad: &mut Vec<f32>,
 ) {
-    {
-        // the band's source rows y0 - 2 .. y1 + 2 (clamped), two replicated values either side
-        let (pw, n) = (w + 4, band.len() / w);
-        if pad.len() < (n + 4) * pw {
-            pad.resize((n + 4) * pw, 0.0);
-        }
-        for (i, prow) in pad[..(n + 4) * pw].chunks_mut(pw).enumerate() {
-            let yy = (y0 + i).saturating_sub(2).min(h - 1);
-            let srow = &src[yy * w..yy * w + w];
-            prow[..2].fill(srow[0]);
-            prow[2..w + 2].copy_from_slice(srow);
-            prow[w + 2..].fill(srow[w - 1]);
-        }
-        for (r, out) in band.chunks_mut(w).enumerate() {
-            let rows: [&[f32]; 5] = std::array::from_fn(|i| &pad[(r + i) * pw..(r + i + 1) * pw]);
-            // SAFETY: the CPU supports the instruction set (checked above).
-            unsafe {
-                if lanes == 16 {
-                    median5_simd::row_avx512(rows, w, out)
-                } else {
-                    median5_simd::row_avx2(rows, w, out)
-                }
+    // the band's source rows y0 - 2 .. y1 + 2 (clamped), two replicated values either side
+    let (pw, n) = (w + 4, band.len() / w);
+    if pad.len() < (n + 4) * pw {
+        pad.resize((n + 4) * pw, 0.0);
+    }
+    for (i, prow) in pad[..(n + 4) * pw].chunks_mut(pw).enumerate() {
+        let yy = (y0 + i).saturating_sub(2).min(h - 1);
+        let srow = &src[yy * w..yy * w + w];
+        prow[..2].fill(srow[0]);
+        prow[2..w + 2].copy_from_slice(srow);
+        prow[w + 2..].fill(srow[w - 1]);
+    }
+    let (wide, avx2) = (lanes == 16 && has_avx512(), has_avx2());
+    for (r, out) in band.chunks_mut(w).enumerate() {
+        let rows: [&[f32]; 5] = std::array::from_fn(|i| &pad[(r + i) * pw..(r + i + 1) * pw]);
+        // SAFETY: the CPU supports the instruction set of the kernel called (checked here).
+        unsafe {
+            if wide {
+                median5_simd::row_avx512(rows, w, out)
+            } else if avx2 {
+                median5_simd::row_avx2(rows, w, out)
             }
         }
     }
