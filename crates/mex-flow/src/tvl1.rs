@@ -166,8 +166,8 @@ struct Workspace {
     tmp: Vec<f32>,
     /// Per-row errors of two consecutive inner iterations.
     err: Vec<f32>,
-    /// Each thread's published boundary rows (two parities) and private halo rows, see
-    /// [`IterCtx::run`].
+    /// Each band's published boundary rows (two parities), then each thread's private halo rows,
+    /// see [`IterCtx::run`].
     snap: Vec<f32>,
 }
 
