@@ -14,7 +14,7 @@ use mex_flow::{FlowEstimator, TvL1Config};
 
 #[test]
 fn five_threads_give_the_one_thread_flow() {
-    rayon::ThreadPoolBuilder::new().num_threads(5).build_global().unwrap();
+    rayon::ThreadPoolBuilder::new().num_threads(5).build_global().ok();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     // 61 rows: 5, 4, 3, 2 and 2 bands on the levels; 260 rows: 20 bands on the finest level
     for (w, h) in [(72, 61), (40, 260)] {
@@ -38,5 +38,26 @@ fn five_threads_give_the_one_thread_flow() {
                 "{w}x{h}, gamma {gamma}: the flow is trivially zero"
             );
         }
+    }
+}
+
+/// Two estimations started at once from two threads outside the pool (as two users of one
+/// library would): the regions queue instead of waiting for each other forever, and both flows
+/// are the one-thread flows bit for bit.
+#[test]
+fn concurrent_estimations_queue_and_match() {
+    rayon::ThreadPoolBuilder::new().num_threads(5).build_global().ok();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let est = TvL1Config { warps: 2, ..Default::default() }.build().unwrap();
+    let pairs: Vec<_> = [5u64, 6].iter().map(|&seed| synth::deformed_pair(48, 80, 2.0, seed)).collect();
+    let want: Vec<_> = pairs.iter().map(|(a, b, _)| one.install(|| est.estimate(a, b).unwrap())).collect();
+    let got: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = pairs.iter().map(|(a, b, _)| s.spawn(|| est.estimate(a, b).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+        let same =
+            a.u().iter().zip(b.u()).chain(a.v().iter().zip(b.v())).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "pair {i}: the concurrent flow differs from the one-thread flow");
     }
 }
