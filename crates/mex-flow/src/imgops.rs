@@ -589,40 +589,24 @@ mod median5_simd {
     row_kernel!(row_avx2, "avx2", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_min_ps, _mm256_max_ps);
 }
 
-/// The 5x5 median of rows `y0..` into `band` with [`median5_simd`], or `false` (nothing written)
-/// when the CPU lacks AVX2 or a row is narrower than a vector.
-fn median5_registers(
-    src: &[f32],
-    w: usize,
-    h: usize,
-    y0: usize,
-    band: &mut [f32],
-    pad: &mut Vec<f32>,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let lanes = if has_avx512() {
-            16
-        } else if has_avx2() {
-            8
-        } else {
-            return false;
-        };
-        if w < lanes {
-            return false;
-        }
-        median5_lanes(lanes, src, w, h, y0, band, pad);
-        true
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (src, w, h, y0, band, pad);
-        false
-    }
+/// The vector width (16 with AVX-512, 8 with AVX2) of the 5x5 register kernels
+/// ([`median5_simd`]) for rows of `w` pixels on this CPU, or `None` (no AVX2, or a row narrower
+/// than a vector).
+#[cfg(target_arch = "x86_64")]
+fn median5_width(w: usize) -> Option<usize> {
+    let lanes = if has_avx512() {
+        16
+    } else if has_avx2() {
+        8
+    } else {
+        return None;
+    };
+    (w >= lanes).then_some(lanes)
 }
 
-/// [`median5_registers`] with `lanes` = 16 (AVX-512) or 8 (AVX2); `w >= lanes`, and the CPU
-/// must support that instruction set (else nothing is written).
+/// The 5x5 median of rows `y0..` into `band` with the register kernels of width `lanes` = 16
+/// (AVX-512) or 8 (AVX2); `w >= lanes`, and the CPU must support that instruction set (else
+/// nothing is written). `pad` is scratch.
 #[cfg(target_arch = "x86_64")]
 fn median5_lanes(
     lanes: usize,
@@ -673,7 +657,9 @@ thread_local! {
 /// `k` must be odd and greater than 1.
 pub(crate) fn median_rows(src: &[f32], w: usize, h: usize, k: usize, y0: usize, band: &mut [f32]) {
     let r = (k / 2) as isize;
-    if k == 5 && MEDIAN_SCRATCH.with(|cell| median5_registers(src, w, h, y0, band, &mut cell.borrow_mut())) {
+    #[cfg(target_arch = "x86_64")]
+    if let (5, Some(lanes)) = (k, median5_width(w)) {
+        MEDIAN_SCRATCH.with(|cell| median5_lanes(lanes, src, w, h, y0, band, &mut cell.borrow_mut()));
         return;
     }
     if k == 3 || k == 5 {
@@ -907,7 +893,7 @@ mod tests {
     /// narrow rows), bit for bit, on bands that start inside the image.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn median5_registers_match_the_row_network() {
+    fn median5_kernels_match_the_row_network() {
         let net = network(5);
         assert_eq!(net.out, MEDIAN25_OUT);
         for (w, h, y0, n) in [(40usize, 9usize, 0usize, 9usize), (23, 11, 3, 5), (16, 4, 2, 2), (64, 7, 6, 1)]
