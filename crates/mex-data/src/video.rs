@@ -528,6 +528,21 @@ impl FrameStream for VideoFrames {
         match read {
             Ok(n) if n == len => {}
             Ok(n) => {
+                // FFmpeg stopped: let it finish its log, then look for the cause it may not have
+                // named (a later frame of another size makes its raw output fail).
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.wait();
+                }
+                if let Some(h) = self.logger.take() {
+                    let _ = h.join();
+                }
+                if let Some(m) = self.meta.try_iter().find(|m| m.size != size) {
+                    return Err(self.fail(format!(
+                        "the frame size changes mid-stream at frame {}: {}x{} after {}x{} (not \
+                         supported; re-encode the video at one size)",
+                        m.n, m.size.0, m.size.1, size.0, size.1
+                    )));
+                }
                 let log = self.log_lines();
                 return Err(self.fail(format!(
                     "decoding stopped inside frame {} ({n} of {len} bytes): {}",
