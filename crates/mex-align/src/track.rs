@@ -105,7 +105,7 @@ impl<D: FaceDetector> MultiFaceTracker<D> {
         self.frame += 1;
         let resized = self.size.is_some_and(|s| s != img.dimensions());
         self.size = Some(img.dimensions());
-        let scheduled = t % self.config.detect_every == 0 || resized;
+        let scheduled = t.is_multiple_of(self.config.detect_every) || resized;
         let mut lost = false;
         if !scheduled && !self.tracks.is_empty() {
             let boxes: Vec<BBox> = self.tracks.iter().map(|(_, f)| f.bbox).collect();

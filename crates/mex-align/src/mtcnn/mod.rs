@@ -291,7 +291,7 @@ impl Mtcnn {
         let mut err = None;
         with_scratch(&IMAGE, |im| {
             im.load(img);
-            let r = self.run_on_crops(
+            self.run_on_crops(
                 im,
                 &cands,
                 48,
@@ -315,8 +315,7 @@ impl Mtcnn {
                         }
                     }
                 },
-            );
-            r
+            )
         })?;
         if let Some(e) = err {
             return Err(e.into());
