@@ -51,7 +51,7 @@ pub struct ClassifyArgs {
     pub classes: String,
     /// Percentile bootstrap CIs of UF1 and UAR with this many resamples (0 = off); resamples
     /// subjects when a `subject` column exists, samples otherwise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_resamples)]
     pub bootstrap: usize,
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
@@ -115,8 +115,8 @@ impl Table {
         let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
         let mut columns = HashMap::new();
         for (i, h) in header.iter().enumerate() {
-            if !h.is_empty() {
-                columns.insert(h.to_ascii_lowercase(), i);
+            if !h.is_empty() && columns.insert(h.to_ascii_lowercase(), i).is_some() {
+                bail!("{shown}: duplicate column `{}` in the header", super::shown_value(h));
             }
         }
         let mut rows = Vec::new();
@@ -176,6 +176,19 @@ fn class_set(spec: &str) -> Result<ClassSet> {
             let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
             if names.is_empty() {
                 bail!("--classes: expected megc3, casme2_5 or a comma-separated list of class names");
+            }
+            for (i, n) in names.iter().enumerate() {
+                if names[..i].contains(n) {
+                    bail!("--classes: class `{}` is listed twice", super::shown_value(n));
+                }
+                if n.parse::<f64>().is_ok() {
+                    bail!(
+                        "--classes: class name `{}` is a number, which would be ambiguous with a class \
+                         index; use names such as c{}",
+                        super::shown_value(n),
+                        super::shown_value(n)
+                    );
+                }
             }
             Ok(ClassSet::new("custom", &names))
         }

@@ -10,6 +10,47 @@ pub mod reproduce;
 pub mod robustness;
 pub mod spot;
 
+/// Most bootstrap resamples or permutations a flag accepts.
+pub const MAX_RESAMPLES: usize = 100_000;
+/// Most threads (parallel folds) a flag accepts; 0 means one per core.
+pub const MAX_JOBS: usize = 64;
+/// Most training epochs a flag accepts.
+pub const MAX_EPOCHS: usize = 100_000;
+
+fn parse_bounded(s: &str, max: usize, what: &str) -> Result<usize, String> {
+    let v: usize = s.trim().parse().map_err(|_| format!("`{}` is not a whole number", shown_value(s)))?;
+    if v > max {
+        return Err(format!("{v} {what} is more than the maximum of {max}"));
+    }
+    Ok(v)
+}
+
+/// Parses a resample or permutation count (0..=[`MAX_RESAMPLES`]).
+pub fn parse_resamples(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_RESAMPLES, "resamples")
+}
+
+/// Parses a thread count (0 = one per core, at most [`MAX_JOBS`]).
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_JOBS, "threads")
+}
+
+/// Parses an epoch count (1..=[`MAX_EPOCHS`]).
+pub fn parse_epochs(s: &str) -> Result<usize, String> {
+    let v = parse_bounded(s, MAX_EPOCHS, "epochs")?;
+    if v == 0 {
+        return Err("0 epochs: need at least 1".into());
+    }
+    Ok(v)
+}
+
+/// A value from the user for a message: at most 60 characters, control characters escaped.
+pub fn shown_value(s: &str) -> String {
+    let cut: String = s.chars().take(60).collect();
+    let more = if s.chars().count() > 60 { "..." } else { "" };
+    format!("{}{more}", cut.escape_debug())
+}
+
 /// A plain-text table of an experiment report's variants.
 pub fn summary_table(r: &mex::experiment::Report) -> String {
     use std::fmt::Write as _;

@@ -41,7 +41,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub train: bool,
     /// Training epochs per fold (with --train).
-    #[arg(long, default_value_t = 800, requires = "train")]
+    #[arg(long, default_value_t = 800, requires = "train", value_parser = super::parse_epochs)]
     pub epochs: usize,
     /// Seed of initialisation and dropout (with --train).
     #[arg(long, default_value_t = 0)]
@@ -54,7 +54,7 @@ pub struct ReproduceArgs {
     #[arg(long, requires = "train")]
     pub folds_dir: Option<PathBuf>,
     /// Folds trained in parallel (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_jobs)]
     pub parallel: usize,
     /// Device for inference with released weights: `cpu`, or `cuda` (CUDA device 0; needs a
     /// build with `--features cuda`). Training always runs on the CPU.
