@@ -152,19 +152,13 @@ impl FolderFrames {
     }
 }
 
-/// Reads an image file as RGB with decoder limits (frame side and area, allocation).
+/// Reads an image file as RGB with the decoder limits of [`mex_core::decode_image_limited`] (a
+/// truncated JPEG or a decompression bomb is an error).
 pub fn read_rgb_limited(path: &Path) -> Result<RgbImage> {
-    let err = |m: String| Error::Image { path: path.to_path_buf(), message: m };
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?
-        .with_guessed_format()
-        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_FRAME_SIDE);
-    limits.max_image_height = Some(MAX_FRAME_SIDE);
-    limits.max_alloc = Some(MAX_FRAME_PIXELS * 8);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| err(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    let img = mex_core::decode_image_limited(&bytes)
+        .map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
+    check_size(path, img.width(), img.height())?;
     Ok(img.into_rgb8())
 }
 

@@ -44,6 +44,49 @@ pub fn parse_epochs(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+/// Output files written all or nothing: each goes to a temporary file beside its final path
+/// (same extension, so image writers pick the same format), and [`Outputs::commit`] renames them
+/// all into place; dropped before that (an error on the way), it removes every temporary file.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Outputs {
+    /// The temporary path to write `path`'s content to; errors when its folder does not exist
+    /// or `path` is a folder.
+    pub fn tmp(&mut self, path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            anyhow::bail!("{}: the folder {} does not exist", path.display(), dir.display());
+        }
+        if path.is_dir() {
+            anyhow::bail!("{}: is a folder, expected a file name", path.display());
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp-{}{ext}", std::process::id()));
+        self.files.push((tmp.clone(), path.to_path_buf()));
+        Ok(tmp)
+    }
+
+    /// Renames every temporary file into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        for (tmp, path) in std::mem::take(&mut self.files) {
+            std::fs::rename(&tmp, &path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.files {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
 /// A value from the user for a message: at most 60 characters, control characters escaped.
 pub fn shown_value(s: &str) -> String {
     let cut: String = s.chars().take(60).collect();

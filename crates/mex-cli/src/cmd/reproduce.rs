@@ -167,12 +167,16 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             .with_context(|| format!("running the per-fold weights of {}", weights.display()))?
     };
     if let Some(p) = &args.predictions_out {
-        let mut w = csv::Writer::from_path(p).with_context(|| format!("creating {}", p.display()))?;
+        let mut outputs = super::Outputs::default();
+        let tmp = outputs.tmp(p)?;
+        let mut w = csv::Writer::from_path(&tmp).with_context(|| format!("creating {}", p.display()))?;
         w.write_record(["subject", "file", "label", "pred"])?;
         for q in &preds {
             w.write_record([q.subject.as_str(), q.id.as_str(), &q.label.to_string(), &q.pred.to_string()])?;
         }
         w.flush().with_context(|| format!("writing {}", p.display()))?;
+        drop(w);
+        outputs.commit()?;
     }
     let r = report(&preds, t0.elapsed().as_secs_f64())?;
     if args.json {
