@@ -109,3 +109,18 @@ fn multi_file_outputs_are_all_or_nothing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(flo.exists() && viz.exists());
 }
+
+#[test]
+fn class_sets_are_inferred_from_names_and_said() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("p.csv");
+    std::fs::write(&p, "label,pred\ncat,cat\ndog,cat\nbird,bird\ndog,dog\n").unwrap();
+    let o = mex(&["metrics", "classify", p.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("classes inferred"));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // accuracy 3/4 over the inferred classes bird, cat, dog
+    assert!((j["accuracy"].as_f64().unwrap() - 0.75).abs() < 1e-12, "{j}");
+    std::fs::write(&p, "label,pred\ncat,1\ndog,cat\n").unwrap();
+    exit_2(&mex(&["metrics", "classify", p.to_str().unwrap()]), "unknown class `cat`");
+}

@@ -47,8 +47,10 @@ pub struct ClassifyArgs {
     pub json: bool,
     /// Class set: `megc3` (negative, positive, surprise), `casme2_5`, or a comma-separated list of
     /// names (index = position). Integers in the CSV must be below the number of classes.
-    #[arg(long, default_value = "megc3")]
-    pub classes: String,
+    /// Default: `megc3` when any label is a MEGC name or index, else the distinct names in the
+    /// file, sorted (said on stderr).
+    #[arg(long)]
+    pub classes: Option<String>,
     /// Percentile bootstrap CIs of UF1 and UAR with this many resamples (0 = off); resamples
     /// subjects when a `subject` column exists, samples otherwise.
     #[arg(long, default_value_t = 0, value_parser = super::parse_resamples)]
@@ -196,9 +198,39 @@ fn class_set(spec: &str) -> Result<ClassSet> {
 }
 
 fn classify(a: &ClassifyArgs) -> Result<String> {
-    let classes = class_set(&a.classes)?;
     let t = Table::read(&a.pred)?;
     let (cl, cp) = (t.column("label")?, t.column("pred")?);
+    let classes = match &a.classes {
+        Some(spec) => class_set(spec)?,
+        None => {
+            let megc = ClassSet::megc3();
+            let mut names: Vec<String> = Vec::new();
+            for row in 0..t.rows.len() {
+                for (col, name) in [(cl, "label"), (cp, "pred")] {
+                    let v = t.cell(row, col, name)?;
+                    if !names.iter().any(|n| n == v) {
+                        names.push(v.to_string());
+                    }
+                }
+            }
+            if names.iter().any(|n| megc.parse(n).is_ok()) {
+                // MEGC names (or indices), possibly with a typo: read as MEGC, so that an unknown
+                // class is reported with its row.
+                megc
+            } else if names.iter().any(|n| n.parse::<f64>().is_ok()) {
+                bail!(
+                    "{}: the labels mix numbers and names that are not the MEGC classes; give the class \
+                     set with --classes",
+                    a.pred.display()
+                );
+            } else {
+                names.sort();
+                eprintln!("mex: classes inferred from {}: {}", a.pred.display(), names.join(", "));
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                ClassSet::new("inferred", &refs)
+            }
+        }
+    };
     let optional = |name: &str| t.columns.get(name).copied();
     let (cs, cd, cg) = (optional("subject"), optional("dataset"), optional("group"));
     if t.rows.is_empty() {
