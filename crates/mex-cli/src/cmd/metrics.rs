@@ -213,7 +213,7 @@ fn classify(a: &ClassifyArgs) -> Result<String> {
                     }
                 }
             }
-            if names.iter().any(|n| megc.parse(n).is_ok()) {
+            if names.is_empty() || names.iter().any(|n| megc.parse(n).is_ok()) {
                 // MEGC names (or indices), possibly with a typo: read as MEGC, so that an unknown
                 // class is reported with its row.
                 megc
