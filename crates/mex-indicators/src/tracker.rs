@@ -434,10 +434,18 @@ impl IndicatorTracker {
             .collect();
         let peak_l = exc.iter().map(|e| e.0).fold(0.0, f64::max);
         let peak_r = exc.iter().map(|e| e.1).fold(0.0, f64::max);
-        let at_peak = exc.iter().copied().fold((0.0, 0.0), |a, e| if e.0 + e.1 > a.0 + a.1 { e } else { a });
+        // Near the peak: the frames whose total excursion is at least 80 % of its largest value
+        // (averaging them keeps landmark noise out of the left/right comparison).
+        let top = exc.iter().map(|e| e.0 + e.1).fold(0.0, f64::max);
+        let near: Vec<(f64, f64)> =
+            exc.iter().copied().filter(|e| top > 0.0 && e.0 + e.1 >= 0.8 * top).collect();
+        let at_peak = (
+            mean(&near.iter().map(|e| e.0).collect::<Vec<_>>()).unwrap_or(0.0),
+            mean(&near.iter().map(|e| e.1).collect::<Vec<_>>()).unwrap_or(0.0),
+        );
         s.set("mouth_corner_excursion_left_peak_iod", Some(peak_l), none);
         s.set("mouth_corner_excursion_right_peak_iod", Some(peak_r), none);
-        s.set("mouth_corner_excursion_peak_iod", Some(0.5 * (at_peak.0 + at_peak.1)), none);
+        s.set("mouth_corner_excursion_peak_iod", Some(0.5 * top), none);
         let big = at_peak.0.max(at_peak.1) >= cfg.min_excursion_iod;
         s.set(
             "mouth_excursion_asymmetry_pct",

@@ -13,7 +13,8 @@
 //! # Landmark tracks
 //!
 //! [`LandmarkTrackConfig`] builds landmark sequences directly (no image), for indicator
-//! validation at any frame rate and length:
+//! validation at any frame rate and length. The neutral face is the template made exactly
+//! mirror-symmetric (so that every asymmetry comes from the configured expressions):
 //!
 //! * a **blink** of depth `δ` with profile `a(t)` (the raised-cosine onset-apex-offset profile of
 //!   [`ExpressionEvent::profile`]) moves each upper-lid point (37, 38, 43, 44) toward its lower-lid
@@ -133,14 +134,30 @@ pub fn neutral_landmarks68(g: &FaceGeometry) -> Result<Landmarks> {
     Ok(Landmarks::new(LandmarkScheme::SixtyEight, t.iter().map(|p| s.apply(*p)).collect())?)
 }
 
-/// The template face scaled to inter-ocular distance `iod` px, its eye midpoint at `(2 iod, 1.6 iod)`.
+/// Left/right counterpart of each 68-point index (iBUG 300-W order; midline points map to
+/// themselves).
+const MIRROR_68: [usize; 68] = [
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 27, 28,
+    29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48,
+    59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
+];
+
+/// The template face made exactly mirror-symmetric about the vertical line through its eye
+/// midpoint (each point replaced by the mean of itself and its counterpart's mirror image),
+/// scaled to inter-ocular distance `iod` px, its eye midpoint at `(2 iod, 1.6 iod)`.
 fn canonical_neutral(iod: f32) -> Result<Landmarks> {
     let t = template_points();
     let f = five_of(&t);
     let d = f[0].distance(&f[1]);
     let k = iod / d;
     let (cx, cy) = (0.5 * (f[0].x + f[1].x), 0.5 * (f[0].y + f[1].y));
-    let pts = t.iter().map(|p| Point2::new(2.0 * iod + k * (p.x - cx), 1.6 * iod + k * (p.y - cy))).collect();
+    let pts = (0..68)
+        .map(|i| {
+            let (p, q) = (t[i], t[MIRROR_68[i]]);
+            let (x, y) = (0.5 * ((p.x - cx) - (q.x - cx)), 0.5 * (p.y + q.y) - cy);
+            Point2::new(2.0 * iod + k * x, 1.6 * iod + k * y)
+        })
+        .collect();
     Ok(Landmarks::new(LandmarkScheme::SixtyEight, pts)?)
 }
 
@@ -565,5 +582,12 @@ mod tests {
         assert!((r / l - 0.5).abs() < 0.05, "{l} {r}");
         assert!(l > 2.0 && l < 6.0, "{l}");
         assert_eq!(tr.true_landmarks[0], tr.neutral().clone());
+        // The neutral face is mirror-symmetric about its eye midpoint's vertical.
+        let n = &tr.neutral().points;
+        let cx = 0.5 * (five_of(n)[0].x + five_of(n)[1].x);
+        for i in 0..68 {
+            let j = MIRROR_68[i];
+            assert!((n[i].x + n[j].x - 2.0 * cx).abs() < 1e-3 && (n[i].y - n[j].y).abs() < 1e-3, "{i}");
+        }
     }
 }
