@@ -108,7 +108,7 @@ impl Default for BlinkConfig {
             min_relative_drop: 0.15,
             edge_fraction: 0.25,
             max_duration_s: 1.0,
-            complete_fraction: 0.7,
+            complete_fraction: 0.6,
             opendbm_prominence: 0.1,
         }
     }

@@ -47,6 +47,8 @@ fn one_blink_closed_at_frame_27_in_both_videos_and_ear_matches_numpy() {
         assert_eq!(s.blinks.len(), 1, "{name}: {:?}", s.blinks);
         let b = s.blinks[0];
         assert!((26..=28).contains(&b.closure_frame), "{name}: {b:?}");
+        // Eyes fully closed: a complete blink.
+        assert!(b.complete, "{name}: {b:?}");
         // Closing from about frame 25, open again by frame 30.
         assert!(b.onset_frame >= 24 && b.offset_frame <= 30, "{name}: {b:?}");
         let want: Vec<usize> = v["opendbm_blink_frames"]
