@@ -216,7 +216,11 @@ pub fn regional_activity(base: &Path, frames: &[FrameIndicators]) -> Result<Vec<
 
 /// Landmark asymmetry index (inter-ocular distances) of brows, eyes and mouth over time,
 /// with `movements` (time ranges, seconds) shaded. Writes `base.svg` and `base.png`.
-pub fn asymmetry_over_time(base: &Path, frames: &[FrameIndicators], movements: &[(f64, f64)]) -> Result<Vec<PathBuf>> {
+pub fn asymmetry_over_time(
+    base: &Path,
+    frames: &[FrameIndicators],
+    movements: &[(f64, f64)],
+) -> Result<Vec<PathBuf>> {
     let fig = Figure {
         title: "Landmark asymmetry",
         y_desc: "asymmetry (IOD)",

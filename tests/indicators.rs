@@ -30,8 +30,8 @@ fn match_blinks(track: &LandmarkTrack, det: &[Blink]) -> (usize, usize, usize, V
     let mut tp = 0;
     let mut errs = Vec::new();
     for d in det {
-        if let Some(k) =
-            (0..truth.len()).find(|&k| !used[k] && (truth[k].onset..=truth[k].offset).contains(&d.closure_frame))
+        if let Some(k) = (0..truth.len())
+            .find(|&k| !used[k] && (truth[k].onset..=truth[k].offset).contains(&d.closure_frame))
         {
             used[k] = true;
             tp += 1;
@@ -160,7 +160,14 @@ fn expression_track(action: FacialAction, amp: f32, gains: [f32; 2], noise: f32,
         fps: 30.0,
         n_frames: 120,
         interocular_px: 100.0,
-        expressions: vec![SidedExpression { action, amplitude_iod: amp, gains, onset: 40, apex: 55, offset: 75 }],
+        expressions: vec![SidedExpression {
+            action,
+            amplitude_iod: amp,
+            gains,
+            onset: 40,
+            apex: 55,
+            offset: 75,
+        }],
         landmark_noise_px: noise,
         seed,
         ..LandmarkTrackConfig::default()
@@ -182,7 +189,8 @@ fn asymmetry_follows_the_true_left_right_ratio() {
             let mut t = IndicatorConfig::default().build(30.0).unwrap();
             let mut near_apex = Vec::new();
             for (i, lm) in tr.landmarks.iter().enumerate() {
-                let row = t.push(&FrameInput { time_s: tr.time_s(i), landmarks: Some(lm), motion: None }).unwrap();
+                let row =
+                    t.push(&FrameInput { time_s: tr.time_s(i), landmarks: Some(lm), motion: None }).unwrap();
                 if (50..=60).contains(&i) {
                     near_apex.push(row.asymmetry.unwrap().mouth);
                 }
@@ -201,7 +209,10 @@ fn asymmetry_follows_the_true_left_right_ratio() {
         println!("{action:?} amplitude {amp} IOD, ratios {ratios:?}");
         println!("  landmark mouth asymmetry {idx:.4?}, Spearman vs 1 - ratio {rho:.3}");
         println!("  motion asymmetry {mot:.3?} (truth (1 - r^2)/(1 + r^2) {mot_truth:.3?}), max error {max_err:.3}");
-        println!("  Emotrics mouth excursion asymmetry % {pct:.1?} (truth {:.0?})", truth.iter().map(|t| 100.0 * t).collect::<Vec<_>>());
+        println!(
+            "  Emotrics mouth excursion asymmetry % {pct:.1?} (truth {:.0?})",
+            truth.iter().map(|t| 100.0 * t).collect::<Vec<_>>()
+        );
         assert!(rho >= 0.95, "{rho}");
         assert!(rho_m >= 0.95, "{rho_m}");
         assert!(max_err < 0.05, "{max_err}");
@@ -272,7 +283,9 @@ fn robustness_of_indicators_under_landmark_degradations() {
         .build()
         .unwrap()
     };
-    println!("| condition | blink F1 (adaptive) | blink F1 (OpenDBM) | EAR baseline | asymmetry composite (IOD) |");
+    println!(
+        "| condition | blink F1 (adaptive) | blink F1 (OpenDBM) | EAR baseline | asymmetry composite (IOD) |"
+    );
     println!("|---|---|---|---|---|");
     let mut rows = Vec::new();
     let conds: Vec<(String, LandmarkTrack)> = vec![
@@ -304,4 +317,39 @@ fn robustness_of_indicators_under_landmark_degradations() {
     assert!((rows[9].1 - rows[0].1).abs() < 0.2 * rows[0].1, "{rows:?}");
     // Blinks stay detectable up to 1 px of noise at IOD 100 px.
     assert!(rows[..3].iter().all(|r| r.0 >= 0.9), "{rows:?}");
+}
+
+/// Regions on mex's canonical aligned crop: rasterised once from the 68-point template in crop
+/// pixels; every region lies inside the crop, with the expected vertical order and sizes.
+#[test]
+fn regions_on_the_canonical_aligned_crop() {
+    use mex::align::AlignConfig;
+    use mex_core::{LandmarkScheme, Landmarks};
+    use mex_indicators::{region_masks, Region};
+    let al = AlignConfig::default().build().unwrap();
+    let size = al.config().size as usize;
+    let tpl =
+        Landmarks::new(LandmarkScheme::SixtyEight, al.template_pixels(LandmarkScheme::SixtyEight)).unwrap();
+    let masks = region_masks(&tpl, size, size).unwrap();
+    let centroid = |r: Region| {
+        let m = &masks.masks[r.index()];
+        let (mut sy, mut n) = (0.0f64, 0.0f64);
+        for (i, _) in m.iter().enumerate().filter(|(_, b)| **b) {
+            sy += (i / size) as f64;
+            n += 1.0;
+        }
+        (n, sy / n.max(1.0))
+    };
+    let iod = mex_indicators::interocular_distance(&tpl).unwrap();
+    for r in Region::ALL {
+        let (n, _) = centroid(r);
+        // Each region covers between 0.5 % and 40 % of an IOD x IOD square... of the crop.
+        assert!(n > 0.005 * iod * iod && n < 0.4 * (size * size) as f64, "{r:?}: {n} px");
+    }
+    let y = |r: Region| centroid(r).1;
+    assert!(y(Region::BrowLeft) < y(Region::EyeLeft) && y(Region::EyeLeft) < y(Region::CheekLeft));
+    assert!(y(Region::Nose) < y(Region::UpperLip) && y(Region::UpperLip) < y(Region::Chin));
+    // A uniform flow-magnitude plane averages to itself in every region.
+    let means = masks.regional_means(&vec![0.25f32; size * size]).unwrap();
+    assert!(means.iter().all(|m| (m.unwrap() - 0.25).abs() < 1e-9));
 }

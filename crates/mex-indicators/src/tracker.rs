@@ -88,7 +88,8 @@ pub struct FrameInput<'a> {
     pub time_s: f64,
     /// The face's 68 landmarks, `None` when no face was found.
     pub landmarks: Option<&'a Landmarks>,
-    /// Regional motion between the previous frame and this one, when measured.
+    /// Regional motion between the previous frame and this one, when measured (ignored in a
+    /// frame without a face).
     pub motion: Option<&'a RegionMotion>,
 }
 
@@ -191,6 +192,12 @@ impl Summary {
     /// A value by name (`None` when null or unknown).
     pub fn get(&self, name: &str) -> Option<f64> {
         self.values.get(name).copied().flatten()
+    }
+
+    /// Whether frame `frame` lies inside a blink of the adaptive detector (onset to offset):
+    /// the per-frame `blink` column.
+    pub fn in_blink(&self, frame: usize) -> bool {
+        self.blinks.iter().any(|b| (b.onset_frame..=b.offset_frame).contains(&frame))
     }
 
     fn set(&mut self, name: impl Into<String>, v: Option<f64>, reason: impl FnOnce() -> String) {

@@ -137,6 +137,7 @@ fn blinks_rate_and_intervals_on_a_known_minute() {
         assert_eq!(b.closure_frame, st + 5);
         assert_eq!((b.onset_frame, b.offset_frame), (st + 2, st + 8), "{b:?}");
         assert!((b.amplitude - 0.27).abs() < 1e-3 && b.complete);
+        assert!(s.in_blink(st + 2) && s.in_blink(st + 8) && !s.in_blink(st + 1) && !s.in_blink(st + 9));
     }
     assert!((s.get("blink_rate_per_min").unwrap() - 15.0 * 60.0 / 59.0).abs() < 1e-9);
     // Intervals of 4 s, except the one spanning the face gap, which is left out.
