@@ -25,7 +25,8 @@ pub enum Error {
         /// The number of points given.
         n_points: usize,
     },
-    /// The eyes coincide (inter-ocular distance below 1e-6 pixels): no scale to measure in.
+    /// The eyes coincide (inter-ocular distance below 1e-6 pixels) or are too far apart to
+    /// measure (not finite), or an eye has zero width: no scale to measure in.
     #[error("frame {frame}: degenerate landmarks (inter-ocular distance {interocular})")]
     DegenerateLandmarks {
         /// Frame index.

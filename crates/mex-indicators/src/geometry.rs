@@ -18,7 +18,7 @@ pub(crate) fn check_68(lm: &Landmarks, frame: usize) -> Result<()> {
         return Err(Error::NonFiniteLandmark { frame, index, x: p.x, y: p.y });
     }
     let f = FaceFrame::new(&lm.points);
-    if !(f.iod > 1e-6) {
+    if !(f.iod > 1e-6 && f.iod.is_finite()) {
         return Err(Error::DegenerateLandmarks { frame, interocular: f.iod });
     }
     Ok(())

@@ -236,3 +236,62 @@ fn region_masks_scale_with_the_face() {
         assert!((area(l) - area(r)).abs() <= area(l) / 10, "{l:?}");
     }
 }
+
+/// Seeded random inputs (wild coordinates, collapsed eyes, gaps, odd motion, random movement
+/// intervals): every call returns a value or a typed error, never a panic, and a finished
+/// summary holds only finite values or nulls with reasons.
+#[test]
+fn random_inputs_never_panic() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for round in 0..40 {
+        let fps = [0.5, 30.0, 200.0][round % 3];
+        let mut t = IndicatorTracker::new(IndicatorConfig::default(), fps).unwrap();
+        let mut time = 0.0;
+        for _ in 0..200 {
+            time += 0.001 + next() / fps;
+            let scale = [1e-9, 1.0, 100.0, 1e30][(next() * 4.0) as usize % 4] as f32;
+            let mut lm = face(next());
+            for p in lm.points.iter_mut() {
+                if next() < 0.1 {
+                    *p = Point2::new(scale * next() as f32, scale * next() as f32);
+                }
+            }
+            if next() < 0.05 {
+                for i in 36..48 {
+                    lm.points[i] = Point2::new(5.0, 5.0);
+                }
+            }
+            let mut m = RegionMotion::new([0.0; N_REGIONS]);
+            for v in m.px_per_frame.iter_mut() {
+                *v = [0.0, next(), 1e6, -1.0, f64::NAN][(next() * 5.0) as usize % 5];
+            }
+            let face_here = next() < 0.8;
+            let _ = t.push(&FrameInput {
+                time_s: if next() < 0.02 { time - 1.0 } else { time },
+                landmarks: face_here.then_some(&lm),
+                motion: (next() < 0.5).then_some(&m),
+            });
+        }
+        let n = t.len();
+        let a = (next() * (n + 2) as f64) as usize;
+        let b = (next() * (n + 2) as f64) as usize;
+        let mv = [Interval { onset: a.min(b), apex: a.min(b), offset: a.max(b) }];
+        match t.finish(Some(&mv)) {
+            Ok(s) => {
+                for (k, v) in &s.values {
+                    match v {
+                        Some(x) => assert!(x.is_finite(), "{k}"),
+                        None => assert!(s.reasons.contains_key(k), "{k}"),
+                    }
+                }
+            }
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+    }
+}
