@@ -1,8 +1,8 @@
 //! The streaming tracker: one [`IndicatorTracker::push`] per frame, one
 //! [`IndicatorTracker::finish`] per recording.
 //!
-//! Memory: the tracker keeps about 30 numbers per frame (time, EAR, asymmetry, regional
-//! activity, mouth-corner positions), 0.25 kB per frame: an hour at 30 fps holds about 27 MB.
+//! Memory: the tracker keeps 23 numbers per frame (time, EAR, asymmetry, regional activity,
+//! mouth-corner positions), about 0.2 kB: an hour at 30 fps holds about 22 MB.
 //! Nothing else grows with the recording. The blink detectors and every per-recording
 //! statistic (baselines, medians, percentiles, noise floors) run in `finish`, because they need
 //! the whole recording (a robust baseline, SciPy's prominences).
