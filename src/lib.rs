@@ -7,6 +7,7 @@
 //! * [`demo`]: the end-to-end demonstration behind `mex demo`;
 //! * [`experiment`]: experiment files, the fold runner and reports;
 //! * [`plots`]: report figures (SVG and PNG);
+//! * [`indicator_plots`]: figures of the clinical indicators (EAR and blinks, regional activity, asymmetry);
 //! * [`robustness`]: degradation curves under controlled perturbations;
 //! * [`io`]: atomic writes for reports and fold results.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -22,6 +23,7 @@ pub use mex_metrics as metrics;
 pub mod demo;
 mod error;
 pub mod experiment;
+pub mod indicator_plots;
 pub mod io;
 pub mod plots;
 pub mod robustness;

@@ -297,3 +297,78 @@ fn composite_dataset_works_like_a_real_one() {
     assert_eq!(again.clip(5).unwrap().frames(), sd.clip(5).unwrap().frames());
     assert!(SynthDatasetConfig { pseudo_datasets: 2, ..cfg }.validate().is_err());
 }
+
+/// Bilinear sample of a flow field at `(x, y)`.
+fn flow_at(f: &FlowField, x: f32, y: f32) -> (f32, f32) {
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let g = |xx: usize, yy: usize| f.get(xx, yy).unwrap();
+    let (a, b, c, d) = (g(x0, y0), g(x0 + 1, y0), g(x0, y0 + 1), g(x0 + 1, y0 + 1));
+    let l = |p: f32, q: f32, r: f32, s: f32| {
+        (p * (1.0 - fx) + q * fx) * (1.0 - fy) + (r * (1.0 - fx) + s * fx) * fy
+    };
+    (l(a.0, b.0, c.0, d.0), l(a.1, b.1, c.1, d.1))
+}
+
+#[test]
+fn rendered_landmarks68_move_with_the_exact_flow_and_close_in_a_blink() {
+    // A smile with a blink and head motion: each landmark of frame t0 lands, under the exact
+    // forward flow t0 -> t1, on the same landmark of frame t1.
+    let cfg = ClipConfig {
+        synth: SynthConfig { fps: 100.0, ..SynthConfig::default() },
+        amplitude_px: 2.0,
+        n_frames: 40,
+        onset: 2,
+        apex: 20,
+        offset: 38,
+        blink: Some((10, 12)),
+        seed: 3,
+        ..ClipConfig::default()
+    };
+    let clip = cfg.build().unwrap();
+    let l0 = clip.landmarks68(2).unwrap();
+    assert_eq!(clip.landmarks68(0).unwrap().points.len(), 68);
+    for t1 in [16usize, 20, 30] {
+        let l1 = clip.landmarks68(t1).unwrap();
+        let flow = clip.flow(2, t1).unwrap();
+        let mut worst = 0.0f32;
+        for (p0, p1) in l0.points.iter().zip(&l1.points) {
+            let (u, v) = flow_at(&flow, p0.x, p0.y);
+            worst = worst.max((p0.x + u - p1.x).hypot(p0.y + v - p1.y));
+        }
+        // The flow is exact on the pixel grid; bilinear sampling between pixels costs a little.
+        assert!(worst < 0.05, "frame {t1}: {worst} px");
+    }
+    // The blink (frames 10-21, apex 16) closes the lids: the eye aspect ratio dips.
+    let ear = |t: usize| {
+        let p = clip.landmarks68(t).unwrap().points;
+        let d = |a: usize, b: usize| p[a].distance(&p[b]);
+        let e = |i: usize| (d(i + 1, i + 5) + d(i + 2, i + 4)) / (2.0 * d(i, i + 3));
+        0.5 * (e(36) + e(42))
+    };
+    assert!(ear(16) < 0.85 * ear(8), "{} vs {}", ear(16), ear(8));
+    assert!((ear(25) - ear(8)).abs() < 0.02 * ear(8));
+}
+
+#[test]
+fn landmark_tracks_are_deterministic_and_blinks_placed_apart() {
+    let mk = || {
+        LandmarkTrackConfig {
+            fps: 60.0,
+            n_frames: 3600,
+            landmark_noise_px: 0.3,
+            seed: 4,
+            ..Default::default()
+        }
+        .with_random_blinks(20.0, (0.15, 0.35), (0.5, 1.0), 0.5, 4)
+        .unwrap()
+    };
+    let (a, b) = (mk(), mk());
+    assert_eq!(a, b);
+    assert_eq!(a.blinks.len(), 20);
+    for w in a.blinks.windows(2) {
+        assert!(w[1].onset > w[0].offset + 30, "{w:?}");
+    }
+    assert_eq!(a.build().unwrap().landmarks, b.build().unwrap().landmarks);
+    assert!(LandmarkTrackConfig { fps: 0.0, ..Default::default() }.build().is_err());
+}

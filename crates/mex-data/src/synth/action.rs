@@ -87,6 +87,14 @@ impl FacialAction {
 
     /// The Gaussian bumps of the action on a face (unnormalised weights).
     pub fn bumps(self, g: &FaceGeometry) -> Vec<Bump> {
+        self.bumps_sided(g, [1.0, 1.0])
+    }
+
+    /// The bumps with the image-left side's weights multiplied by `gains[0]` and the
+    /// image-right side's by `gains[1]` (bumps on the midline by their mean): an asymmetric
+    /// action whose left/right displacement ratio is `gains[0] / gains[1]` (before the field is
+    /// normalised to a unit peak). `[1, 1]` gives [`FacialAction::bumps`] exactly.
+    pub fn bumps_sided(self, g: &FaceGeometry, gains: [f32; 2]) -> Vec<Bump> {
         let d = g.interocular();
         let e = g.eye_axis();
         let n = g.down_axis();
@@ -112,6 +120,7 @@ impl FacialAction {
         let mut v = Vec::new();
         for (i, &o) in out.iter().enumerate() {
             let inward = (-o.0, -o.1);
+            let first = v.len();
             match self {
                 FacialAction::BrowRaise => {
                     v.push(bump(g.brow_inner[i], 0.2, 0.18, up, 1.0));
@@ -141,10 +150,14 @@ impl FacialAction {
                     v.push(bump(at(g.eye[i], 0.0, -0.08), 0.22, 0.12, n, 1.0));
                 }
             }
+            for b in &mut v[first..] {
+                b.weight *= gains[i];
+            }
         }
+        let gm = 0.5 * (gains[0] + gains[1]);
         match self {
-            FacialAction::NoseWrinkle => v.push(bump(g.upper_lip, 0.2, 0.15, up, 0.4)),
-            FacialAction::LipCornerDepressor => v.push(bump(g.lower_lip, 0.25, 0.15, n, 0.3)),
+            FacialAction::NoseWrinkle => v.push(bump(g.upper_lip, 0.2, 0.15, up, 0.4 * gm)),
+            FacialAction::LipCornerDepressor => v.push(bump(g.lower_lip, 0.25, 0.15, n, 0.3 * gm)),
             _ => {}
         }
         v

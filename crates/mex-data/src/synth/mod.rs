@@ -9,6 +9,8 @@
 //! * [`ClipConfig`]: one short clip with one expression (the unit of recognition data);
 //! * [`LongVideoConfig`]: a long video with micro- and macro-expressions and blinks at random
 //!   times (spotting data);
+//! * [`LandmarkTrackConfig`]: 68-point landmark sequences (no image) with blinks of exact timing
+//!   and depth and left/right asymmetric expressions of known ratio (indicator validation);
 //! * [`SynthDatasetConfig`]: a composite dataset (subjects x classes, optionally three
 //!   pseudo-datasets) that plugs into every protocol like a real dataset.
 //!
@@ -17,11 +19,15 @@
 pub mod action;
 pub mod composite;
 pub mod face;
+pub mod landmarks;
 pub mod render;
 
 pub use action::{Bump, DisplacementField, FacialAction};
 pub use composite::{SynthDataset, SynthDatasetConfig};
 pub use face::{FaceGeometry, FaceImage, ASTRONAUT_FACE_PNG, ASTRONAUT_LANDMARKS5};
+pub use landmarks::{
+    neutral_landmarks68, BlinkSpec, LandmarkTrack, LandmarkTrackConfig, SidedExpression, TrackHeadMotion,
+};
 pub use render::{
     gaussian_blur, EventKind, ExpressionEvent, HeadMotion, Illumination, SubjectFace, SubjectStyle,
     SynthClip, SynthConfig, Synthesizer,

@@ -842,6 +842,48 @@ impl SynthClip {
         Ok(FlowField::from_planes(s, s, u, v)?)
     }
 
+    /// The subject's neutral 68 landmarks (OpenFace's mean face fitted to the anchors; see
+    /// [`neutral_landmarks68`](super::landmarks::neutral_landmarks68)).
+    pub fn neutral_landmarks68(&self) -> Result<mex_core::Landmarks> {
+        super::landmarks::neutral_landmarks68(&self.geometry)
+    }
+
+    /// Ground-truth 68 landmarks of frame `t`: the skin points marked by the neutral landmarks,
+    /// carried by the facial actions and the head motion (`z = p + D_t(z)` solved by fixed-point
+    /// iteration, then `H_t(z)`; module docs), output pixels.
+    pub fn landmarks68(&self, t: usize) -> Result<mex_core::Landmarks> {
+        if t >= self.n_frames {
+            return Err(Error::OutOfRange { what: "frame", index: t, len: self.n_frames });
+        }
+        let neutral = self.neutral_landmarks68()?;
+        let st = self.state(t);
+        let c = self.center();
+        let pts = neutral
+            .points
+            .iter()
+            .map(|p| {
+                let (mut zx, mut zy) = (p.x, p.y);
+                for _ in 0..60 {
+                    let (mut nx, mut ny) = (p.x, p.y);
+                    for (w, f) in &st.active {
+                        let (a, b) = f.sample(zx, zy);
+                        nx += w * a;
+                        ny += w * b;
+                    }
+                    let done = (nx - zx).abs() + (ny - zy).abs() < 1e-6;
+                    zx = nx;
+                    zy = ny;
+                    if done {
+                        break;
+                    }
+                }
+                let (rx, ry) = (zx - c, zy - c);
+                Point2::new(c + st.cos * rx - st.sin * ry + st.tx, c + st.sin * rx + st.cos * ry + st.ty)
+            })
+            .collect();
+        Ok(mex_core::Landmarks::new(mex_core::LandmarkScheme::SixtyEight, pts)?)
+    }
+
     /// Exact flow from the first expression's onset frame to frame `t` (from frame 0 when the
     /// clip has no expression).
     pub fn flow_from_onset(&self, t: usize) -> Result<FlowField> {
