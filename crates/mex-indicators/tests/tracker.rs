@@ -295,3 +295,27 @@ fn random_inputs_never_panic() {
         }
     }
 }
+
+/// Variable frame rate: durations, face time and rates follow the timestamps, not the nominal
+/// frame rate.
+#[test]
+fn variable_frame_rate_uses_timestamps() {
+    // 30 s, frame intervals alternating 20 ms and 46.7 ms (nominal 30 fps), one blink every 5 s.
+    let mut t = IndicatorTracker::new(IndicatorConfig::default(), 30.0).unwrap();
+    let (mut time, mut times) = (0.0, Vec::new());
+    for i in 0..900 {
+        times.push(time);
+        let open = (0..6).map(|k| openness(i, 60 + 150 * k, 70 + 150 * k, 0.9)).fold(1.0, f64::min);
+        let lm = face(open);
+        push(&mut t, time, Some(&lm));
+        time += if i % 2 == 0 { 0.020 } else { 0.140 / 3.0 };
+    }
+    let s = t.finish(None).unwrap();
+    // Face time: the first frame counts one nominal period, then every interval.
+    let want = 1.0 / 30.0 + times[899] - times[0];
+    assert!((s.get("face_time_s").unwrap() - want).abs() < 1e-9);
+    assert_eq!(s.blinks.len(), 6);
+    let b = s.blinks[0];
+    assert!((b.duration_s - (times[68] - times[62] + 1.0 / 30.0)).abs() < 1e-9, "{b:?}");
+    assert!((s.get("blink_rate_per_min").unwrap() - 6.0 * 60.0 / want).abs() < 1e-9);
+}
