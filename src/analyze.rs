@@ -34,7 +34,8 @@ use mex_core::{ClassSet, GrayF32, Interval, Landmarks, Similarity};
 use mex_data::video::{open_frames, Frame, FrameStream, StreamInfo};
 use mex_flow::spot::{MovementKind, Spotter, SpotterConfig};
 use mex_flow::strain::StstnetInputConfig;
-use mex_flow::FlowConfig;
+use mex_flow::{FlowConfig, FlowEstimator};
+use mex_indicators::{FrameIndicators, FrameInput, IndicatorConfig, IndicatorTracker, RegionMotion};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -78,6 +79,8 @@ pub struct AnalyzeConfig {
     pub released_convention: bool,
     /// Also write the aligned face crops as PNG (off by default: privacy).
     pub save_frames: bool,
+    /// Compute the indicators (needs 68-point landmarks; on by default).
+    pub indicators: bool,
 }
 
 impl Default for AnalyzeConfig {
@@ -91,6 +94,7 @@ impl Default for AnalyzeConfig {
             checkpoint: None,
             released_convention: false,
             save_frames: false,
+            indicators: true,
         }
     }
 }
@@ -189,12 +193,62 @@ pub struct AnalyzeResult {
     pub faces: Vec<FaceSummary>,
     /// Spotted movements of every face, by face then onset.
     pub intervals: Vec<IntervalRecord>,
-    /// Per-recording indicators of the main face (the face tracked longest), name to value.
+    /// Per-recording indicators of the main face (the face tracked longest), name to value
+    /// (see docs/indicators.md); empty with five-point landmarks.
     pub indicators: BTreeMap<String, Option<f64>>,
+    /// The main face's indicator details: why values are null, blinks of both detectors,
+    /// per-movement asymmetry.
+    pub indicator_details: Option<IndicatorDetails>,
     /// Things a reader should know (a clip shorter than the spotting window, ...).
     pub warnings: Vec<String>,
     /// Files written.
     pub files: Vec<PathBuf>,
+}
+
+/// Details of the main face's indicators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndicatorDetails {
+    /// The face they describe.
+    pub face_id: usize,
+    /// Why each null indicator is null.
+    pub reasons: BTreeMap<String, String>,
+    /// Blinks of the adaptive detector.
+    pub blinks: Vec<mex_indicators::Blink>,
+    /// Blinks of OpenDBM's detector.
+    pub opendbm_blinks: Vec<mex_indicators::Blink>,
+    /// Per spotted movement: signed motion asymmetry and peak activity.
+    pub movements: Vec<mex_indicators::MovementIndicators>,
+}
+
+/// Keeps at most about `2 * cap` evenly spaced items of a stream (for plots of long recordings):
+/// when full, every other item is dropped and the stride doubles.
+#[derive(Debug, Clone)]
+struct Decimated<T> {
+    items: Vec<T>,
+    stride: usize,
+    seen: usize,
+    cap: usize,
+}
+
+impl<T> Decimated<T> {
+    fn new(cap: usize) -> Self {
+        Self { items: Vec::new(), stride: 1, seen: 0, cap: cap.max(2) }
+    }
+
+    fn push(&mut self, x: T) {
+        if self.seen.is_multiple_of(self.stride) {
+            self.items.push(x);
+            if self.items.len() >= 2 * self.cap {
+                let mut i = 0;
+                self.items.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
+                self.stride *= 2;
+            }
+        }
+        self.seen += 1;
+    }
 }
 
 /// The image files of a folder in natural order (`img2` before `img10`).
@@ -256,7 +310,8 @@ impl Drop for AtomicFile {
     }
 }
 
-/// The CSV header: OpenFace's leading columns and landmark names, then mex's own.
+/// The CSV header: OpenFace's leading columns and landmark names, then mex's own (with 68 points,
+/// the per-frame indicator columns of `mex_indicators::FrameIndicators::column_names`).
 pub fn csv_header(points: usize) -> String {
     let mut s = String::from("frame,face_id,timestamp,confidence,success");
     for i in 0..points {
@@ -265,7 +320,14 @@ pub fn csv_header(points: usize) -> String {
     for i in 0..points {
         let _ = write!(s, ",y_{i}");
     }
-    s.push_str(",face_x0,face_y0,face_x1,face_y1,motion\n");
+    s.push_str(",face_x0,face_y0,face_x1,face_y1,motion");
+    if points == 68 {
+        for n in FrameIndicators::column_names() {
+            s.push(',');
+            s.push_str(&n);
+        }
+    }
+    s.push('\n');
     s
 }
 
@@ -278,6 +340,8 @@ struct Row {
     confidence: f32,
     face: Option<([f32; 4], Vec<[f32; 2]>)>,
     motion: Option<f32>,
+    /// Per-frame indicator values (68 points only).
+    ind: Option<Vec<Option<f64>>>,
 }
 
 impl Row {
@@ -313,10 +377,22 @@ impl Row {
         }
         match self.motion {
             Some(m) => {
-                let _ = writeln!(s, ",{m:.5}");
+                let _ = write!(s, ",{m:.5}");
             }
-            None => s.push_str(",\n"),
+            None => s.push(','),
         }
+        if points == 68 {
+            let n = FrameIndicators::column_names().len();
+            for i in 0..n {
+                match self.ind.as_ref().and_then(|v| v.get(i).copied().flatten()) {
+                    Some(v) => {
+                        let _ = write!(s, ",{v:.5}");
+                    }
+                    None => s.push(','),
+                }
+            }
+        }
+        s.push('\n');
     }
 }
 
@@ -355,8 +431,15 @@ struct FaceState {
     segment_start: usize,
     /// Raw transforms of the run's recent frames: (frame, transform), at most `2 r + 1`.
     transforms: VecDeque<(usize, Similarity)>,
-    /// Frames of the run not yet aligned (their rows wait for the motion value).
-    pending: VecDeque<usize>,
+    /// Frames of the run not yet aligned (their rows wait for the motion value), with their
+    /// timestamps and 68 landmarks (image pixels) for the indicators.
+    pending: VecDeque<(usize, f64, Option<Landmarks>)>,
+    /// The previous aligned crop of the run (regional motion between consecutive frames).
+    prev_crop: Option<GrayF32>,
+    /// Indicators (68 points only).
+    ind: Option<IndicatorTracker>,
+    /// Per-frame indicators kept for the plots (decimated on long recordings).
+    plot: Decimated<FrameIndicators>,
     last_frame: usize,
     n_frames: usize,
     first_frame: usize,
@@ -380,6 +463,8 @@ struct Pipeline {
     times: VecDeque<(usize, f64)>,
     crop_dir: Option<PathBuf>,
     written_crops: Vec<PathBuf>,
+    /// Flow between consecutive aligned crops for regional activity (68 points only).
+    region_flow: Option<Box<dyn FlowEstimator + Send + Sync>>,
 }
 
 fn luma_f32(img: &RgbImage) -> GrayF32 {
@@ -419,7 +504,7 @@ impl Pipeline {
     fn advance(&mut self, id: usize, upto_end: bool) -> Result<()> {
         let r = self.cfg.smoothing_radius;
         let Some(st) = self.faces.get_mut(&id) else { return Ok(()) };
-        while let Some(&f) = st.pending.front() {
+        while let Some(&(f, time_s, _)) = st.pending.front() {
             let last = st.transforms.back().map_or(f, |t| t.0);
             if !upto_end && last < f + r {
                 break;
@@ -454,6 +539,26 @@ impl Pipeline {
                 }
                 st.crops.push_back((f, crop.clone()));
             }
+            // Indicators: the frame's 68 landmarks and the regional motion since the previous
+            // aligned frame (flow between the crops, head motion removed, averaged per region).
+            let mut ind_values = None;
+            if let (Some(tracker), Some((_, _, Some(lm)))) = (st.ind.as_mut(), st.pending.front()) {
+                let motion = match (&st.prev_crop, &self.region_flow) {
+                    (Some(prev), Some(est)) => Some(
+                        region_motion(est.as_ref(), prev, &crop, &lm.transformed(&t))
+                            .map_err(|e| Error::stage("indicators", format!("frame {f}, face {id}"), e))?,
+                    ),
+                    _ => None,
+                };
+                let row = tracker
+                    .push(&FrameInput { time_s, landmarks: Some(lm), motion: motion.flatten().as_ref() })
+                    .map_err(|e| Error::stage("indicators", format!("frame {f}, face {id}"), e))?;
+                ind_values = Some(row.values());
+                st.plot.push(row);
+            }
+            if st.ind.is_some() {
+                st.prev_crop = Some(crop.clone());
+            }
             let motion = st
                 .spotter
                 .push(crop)
@@ -463,6 +568,7 @@ impl Pipeline {
             }
             if let Some(row) = self.rows.get_mut(&f).and_then(|rs| rs.iter_mut().find(|x| x.face_id == id)) {
                 row.motion = motion;
+                row.ind = ind_values;
             }
             st.pending.pop_front();
             while st.transforms.front().is_some_and(|(g, _)| *g + r < f + 1) {
@@ -587,7 +693,17 @@ pub fn run_analyze_with(
         times: VecDeque::new(),
         crop_dir,
         written_crops: Vec::new(),
+        region_flow: if points == 68 && cfg.indicators {
+            Some(
+                FlowConfig::Dis(mex_flow::DisConfig::ultrafast())
+                    .build()
+                    .map_err(|e| Error::stage("flow", "DIS", e))?,
+            )
+        } else {
+            None
+        },
     };
+    let ind_cfg = IndicatorConfig::default();
     let mut n_frames = 0usize;
     let mut frames_with_face = 0usize;
     let mut last_ts = 0.0f64;
@@ -625,12 +741,13 @@ pub fn run_analyze_with(
                     confidence: tf.face.score,
                     face: Some(([b.x0, b.y0, b.x1, b.y1], lm.points.iter().map(|q| [q.x, q.y]).collect())),
                     motion: None,
+                    ind: None,
                 });
                 let t = p
                     .aligner
                     .transform(&tf.face.landmarks)
                     .map_err(|e| Error::stage("align", format!("frame {index}"), e))?;
-                present.push((tf.face_id, t));
+                present.push((tf.face_id, t, (points == 68).then_some(lm)));
             }
             if tracked.is_empty() {
                 rows.push(Row {
@@ -640,6 +757,7 @@ pub fn run_analyze_with(
                     confidence: 0.0,
                     face: None,
                     motion: None,
+                    ind: None,
                 });
             } else {
                 frames_with_face += 1;
@@ -653,13 +771,26 @@ pub fn run_analyze_with(
             // Faces that left: end their runs (before the frame buffer moves on).
             let ids: Vec<usize> = p.faces.keys().copied().collect();
             for id in ids {
-                let gone = !present.iter().any(|(pid, _)| *pid == id);
+                let gone = !present.iter().any(|(pid, _, _)| *pid == id);
                 let running = p.faces.get(&id).is_some_and(|s| s.last_frame + 1 == index);
                 if gone && running {
                     p.end_run(id)?;
                 }
+                if gone {
+                    // The face is absent: its indicators count the frame as one without a face.
+                    if let Some(st) = p.faces.get_mut(&id) {
+                        if let Some(tr) = st.ind.as_mut() {
+                            let row = tr
+                                .push(&FrameInput { time_s: timestamp, landmarks: None, motion: None })
+                                .map_err(|e| {
+                                    Error::stage("indicators", format!("frame {index}, face {id}"), e)
+                                })?;
+                            st.plot.push(row);
+                        }
+                    }
+                }
             }
-            for (id, t) in present {
+            for (id, t, lm68) in present {
                 let spot_cfg = p.spot_cfg.clone();
                 let st = match p.faces.entry(id) {
                     std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
@@ -676,6 +807,13 @@ pub fn run_analyze_with(
                         seconds: 0.0,
                         crops: VecDeque::new(),
                         events: Vec::new(),
+                        prev_crop: None,
+                        ind: if points == 68 && cfg.indicators {
+                            Some(ind_cfg.build(fps).map_err(|e| Error::stage("indicators", "config", e))?)
+                        } else {
+                            None
+                        },
+                        plot: Decimated::new(5000),
                     }),
                 };
                 if st.n_frames > 0 && st.last_frame + 1 != index {
@@ -685,9 +823,10 @@ pub fn run_analyze_with(
                     st.transforms.clear();
                     st.pending.clear();
                     st.crops.clear();
+                    st.prev_crop = None;
                 }
                 st.transforms.push_back((index, t));
-                st.pending.push_back(index);
+                st.pending.push_back((index, timestamp, lm68));
                 st.last_frame = index;
                 st.n_frames += 1;
                 st.seconds += dt;
@@ -695,7 +834,7 @@ pub fn run_analyze_with(
             }
             // Rows whose frames every face has aligned are complete.
             let oldest_pending =
-                p.faces.values().filter_map(|s| s.pending.front().copied()).min().unwrap_or(index + 1);
+                p.faces.values().filter_map(|s| s.pending.front().map(|q| q.0)).min().unwrap_or(index + 1);
             let done: Vec<usize> = p.rows.keys().copied().filter(|&f| f < oldest_pending).collect();
             for f in done {
                 if let Some(rs) = p.rows.remove(&f) {
@@ -756,6 +895,91 @@ pub fn run_analyze_with(
     if let Some(d) = &p.crop_dir {
         files.push(d.clone());
     }
+    // Indicators of the main face (tracked in the most frames), with their plots.
+    let main =
+        p.faces.values().max_by(|a, b| a.n_frames.cmp(&b.n_frames).then(b.id.cmp(&a.id))).map(|s| s.id);
+    let mut indicators = BTreeMap::new();
+    let mut indicator_details = None;
+    if points != 68 && cfg.indicators {
+        warnings.push(
+            "indicators (blinks, asymmetry, regional activity) need 68-point landmarks: give --dlib-model \
+             or install Debian's libdlib-data"
+                .into(),
+        );
+    }
+    if let Some(st) = main.and_then(|id| p.faces.remove(&id)) {
+        if let Some(tr) = st.ind {
+            let first = st.first_frame;
+            let movements: Vec<Interval> = all_events
+                .iter()
+                .filter(|e| e.face_id == st.id)
+                .filter_map(|e| {
+                    let i = e.interval;
+                    Interval::new(
+                        i.onset - first.min(i.onset),
+                        i.apex - first.min(i.apex),
+                        i.offset - first.min(i.offset),
+                    )
+                    .ok()
+                })
+                .collect();
+            let summary =
+                tr.finish(Some(&movements)).map_err(|e| Error::stage("indicators", "summary", e))?;
+            let spans: Vec<(f64, f64)> = all_events
+                .iter()
+                .filter(|e| e.face_id == st.id)
+                .map(|e| (e.times_s[0], e.times_s[2]))
+                .collect();
+            let plots = (|| -> Result<Vec<PathBuf>> {
+                let mut v = crate::indicator_plots::ear_with_blinks(
+                    &out.join("ear_blinks"),
+                    &st.plot.items,
+                    &summary.blinks,
+                    &summary.opendbm_blinks,
+                )?;
+                v.extend(crate::indicator_plots::regional_activity(&out.join("activity"), &st.plot.items)?);
+                v.extend(crate::indicator_plots::asymmetry_over_time(
+                    &out.join("asymmetry"),
+                    &st.plot.items,
+                    &spans,
+                )?);
+                Ok(v)
+            })();
+            match plots {
+                Ok(v) => files.extend(v),
+                Err(e) => {
+                    for f in ["ear_blinks", "activity", "asymmetry"] {
+                        for ext in ["svg", "png"] {
+                            let _ = std::fs::remove_file(out.join(format!("{f}.{ext}")));
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+            let shift = |mut b: mex_indicators::Blink| {
+                b.onset_frame += first;
+                b.closure_frame += first;
+                b.offset_frame += first;
+                b
+            };
+            indicators = summary.values.clone();
+            indicator_details = Some(IndicatorDetails {
+                face_id: st.id,
+                reasons: summary.reasons.clone(),
+                blinks: summary.blinks.iter().copied().map(shift).collect(),
+                opendbm_blinks: summary.opendbm_blinks.iter().copied().map(shift).collect(),
+                movements: summary
+                    .movements
+                    .iter()
+                    .map(|m| mex_indicators::MovementIndicators {
+                        onset: m.onset + first,
+                        offset: m.offset + first,
+                        ..*m
+                    })
+                    .collect(),
+            });
+        }
+    }
     let result = AnalyzeResult {
         input: input.to_path_buf(),
         input_kind: if is_video { "video" } else { "frames" }.into(),
@@ -770,7 +994,8 @@ pub fn run_analyze_with(
         frames_with_face,
         faces,
         intervals: all_events,
-        indicators: BTreeMap::new(),
+        indicators,
+        indicator_details,
         warnings,
         files,
     };
@@ -780,6 +1005,32 @@ pub fn run_analyze_with(
         return Err(e);
     }
     Ok(result)
+}
+
+/// Mean head-motion-compensated flow magnitude in each facial region between two aligned crops;
+/// `None` when a region falls outside the crop. `lm` are the 68 landmarks in crop pixels.
+fn region_motion(
+    est: &(dyn FlowEstimator + Send + Sync),
+    prev: &GrayF32,
+    crop: &GrayF32,
+    lm: &Landmarks,
+) -> std::result::Result<Option<RegionMotion>, String> {
+    let flow = est.estimate(prev, crop).map_err(|e| e.to_string())?;
+    let (comp, _) =
+        mex_flow::features::remove_global_similarity(&flow, None, 4).map_err(|e| e.to_string())?;
+    let mag: Vec<f32> = comp.u().iter().zip(comp.v()).map(|(u, v)| u.hypot(*v)).collect();
+    let (w, h) = comp.size();
+    let masks = mex_indicators::region_masks(lm, w, h).map_err(|e| e.to_string())?;
+    let means = masks.regional_means(&mag).map_err(|e| e.to_string())?;
+    let mut px = [0.0f64; mex_indicators::N_REGIONS];
+    for (o, m) in px.iter_mut().zip(means) {
+        match m {
+            Some(v) => *o = v,
+            None => return Ok(None),
+        }
+    }
+    let iod = mex_indicators::interocular_distance(lm).map_err(|e| e.to_string())?;
+    Ok(Some(RegionMotion { px_per_frame: px, interocular_px: Some(iod) }))
 }
 
 /// Moves the spotters' finished events into interval records (classifying micro-movements
@@ -910,10 +1161,19 @@ mod tests {
             confidence: 0.99,
             face: Some(([1.0, 2.0, 3.0, 4.0], (0..5).map(|i| [i as f32, 10.0 + i as f32]).collect())),
             motion: None,
+            ind: None,
         }
         .write(5, &mut s);
-        Row { frame: 1, face_id: 0, timestamp: 0.5, confidence: 0.0, face: None, motion: Some(0.25) }
-            .write(5, &mut s);
+        Row {
+            frame: 1,
+            face_id: 0,
+            timestamp: 0.5,
+            confidence: 0.0,
+            face: None,
+            motion: Some(0.25),
+            ind: None,
+        }
+        .write(5, &mut s);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(
             lines[0],

@@ -18,6 +18,7 @@ pub use mex_classify as classify;
 pub use mex_core as core;
 pub use mex_data as data;
 pub use mex_flow as flow;
+pub use mex_indicators as indicators;
 pub use mex_metrics as metrics;
 
 pub mod demo;

@@ -119,6 +119,22 @@ fn single_face_frames_times_and_blink_match_the_references() {
     assert_eq!(json["n_frames"], 72);
     assert_eq!(json["fps_source"], "container");
     assert_eq!(json["landmark_points"], 68);
+    // The indicators from mex's own tracked landmarks: exactly one blink, closed at frame 27 +- 1,
+    // found by both detectors; the EAR columns are in the CSV; the plots are written.
+    let blinks = json["indicator_details"]["blinks"].as_array().unwrap();
+    assert_eq!(blinks.len(), 1, "{blinks:?}");
+    let closure = blinks[0]["closure_frame"].as_u64().unwrap();
+    assert!((26..=28).contains(&closure), "closure at {closure}");
+    let opendbm = json["indicator_details"]["opendbm_blinks"].as_array().unwrap();
+    assert_eq!(opendbm.len(), 1, "{opendbm:?}");
+    assert!(json["indicators"]["blink_rate_per_min"].is_null(), "2.4 s is too short for a rate");
+    assert!(json["indicators"]["asymmetry_mouth_mean"].as_f64().is_some());
+    let ear_col = col(&head, "ear_mean");
+    let csv_ear: f64 = body[27][ear_col].parse().unwrap();
+    assert!((csv_ear - mine[27]).abs() < 1e-4, "CSV ear_mean {csv_ear} vs landmarks {}", mine[27]);
+    for f in ["ear_blinks.svg", "ear_blinks.png", "activity.svg", "asymmetry.png"] {
+        assert!(out.path().join(f).exists(), "{f}");
+    }
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct AnalyzeArgs {
     /// Also write the aligned face crops (face images are never written otherwise).
     #[arg(long)]
     pub save_frames: bool,
+    /// Skip the indicators (blinks, asymmetry, regional activity).
+    #[arg(long)]
+    pub no_indicators: bool,
     /// No progress bar (it is also off when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
@@ -65,6 +68,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         checkpoint: args.checkpoint,
         released_convention: args.released,
         save_frames: args.save_frames,
+        indicators: !args.no_indicators,
         ..AnalyzeConfig::default()
     };
     let show = !args.quiet && std::io::stderr().is_terminal();
