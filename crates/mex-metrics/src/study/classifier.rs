@@ -1,0 +1,252 @@
+//! The subject-level bootstrap of ROC AUC and the cross-validated logistic classifier.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::logistic::{fit_logistic, grouped_folds, LogisticConfig, Standardizer};
+use super::EstimateCi;
+use crate::binary::{calibration, roc_auc, roc_curve, youden_threshold, BinaryCounts, Calibration, RocCurve};
+use crate::compare::BootstrapConfig;
+use crate::error::{check_finite, check_len, Error, Result};
+use crate::stats::percentile_sorted;
+
+/// ROC AUC with a percentile confidence interval from a stratified cluster bootstrap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AucCi {
+    /// AUC with its interval.
+    pub auc: EstimateCi,
+    /// Resamples used.
+    pub n_used: usize,
+    /// ROC curves' true-positive rates on a fixed grid of false-positive rates (`fpr_grid`): the
+    /// pointwise 2.5 % and 97.5 % percentiles over resamples, for a confidence band.
+    pub band: RocBand,
+}
+
+/// A pointwise confidence band of a ROC curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RocBand {
+    /// False-positive rates of the grid (0, 0.02, ..., 1).
+    pub fpr: Vec<f64>,
+    /// Lower band of the true-positive rate.
+    pub tpr_low: Vec<f64>,
+    /// Upper band of the true-positive rate.
+    pub tpr_high: Vec<f64>,
+}
+
+/// True-positive rate of a ROC curve at false-positive rate `f` (the highest TPR reached at
+/// FPR <= f, i.e. the step curve's upper envelope interpolated linearly along ties).
+fn tpr_at(c: &RocCurve, f: f64) -> f64 {
+    let mut best = 0.0f64;
+    for i in 0..c.fpr.len() {
+        if c.fpr[i] <= f + 1e-12 {
+            best = best.max(c.tpr[i]);
+        } else if i > 0 && c.fpr[i - 1] < f {
+            let (x0, x1, y0, y1) = (c.fpr[i - 1], c.fpr[i], c.tpr[i - 1], c.tpr[i]);
+            best = best.max(y0 + (y1 - y0) * (f - x0) / (x1 - x0));
+        }
+    }
+    best
+}
+
+/// ROC AUC of `scores` for `truth` with a **stratified cluster bootstrap** CI: each resample draws,
+/// within each class, as many clusters (subjects) as the class has, with replacement, and pools
+/// their samples (pROC's stratified bootstrap, at the subject level so that several recordings of
+/// one subject are not counted as independent). A cluster's class is that of its first sample.
+/// Percentile interval at `cfg.confidence`; seeded by `cfg.seed`.
+pub fn auc_cluster_bootstrap<K: Ord + Clone>(
+    truth: &[bool],
+    scores: &[f64],
+    clusters: &[K],
+    cfg: &BootstrapConfig,
+) -> Result<AucCi> {
+    cfg.validate()?;
+    check_len("truth/scores", truth.len(), scores.len())?;
+    check_len("truth/clusters", truth.len(), clusters.len())?;
+    check_finite("scores", scores)?;
+    let estimate = roc_auc(truth, scores)?;
+    let mut by_cluster: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+    for (i, k) in clusters.iter().enumerate() {
+        by_cluster.entry(k.clone()).or_default().push(i);
+    }
+    let (mut pos, mut neg): (Vec<Vec<usize>>, Vec<Vec<usize>>) = (Vec::new(), Vec::new());
+    for (_, idx) in by_cluster {
+        if truth[idx[0]] {
+            pos.push(idx);
+        } else {
+            neg.push(idx);
+        }
+    }
+    let grid: Vec<f64> = (0..=50).map(|i| i as f64 / 50.0).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut aucs = Vec::with_capacity(cfg.n_resamples);
+    let mut tprs: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.n_resamples); grid.len()];
+    let (mut t, mut s) = (Vec::new(), Vec::new());
+    for _ in 0..cfg.n_resamples {
+        t.clear();
+        s.clear();
+        for stratum in [&pos, &neg] {
+            for _ in 0..stratum.len() {
+                let c = &stratum[rng.random_range(0..stratum.len())];
+                for &i in c {
+                    t.push(truth[i]);
+                    s.push(scores[i]);
+                }
+            }
+        }
+        match roc_curve(&t, &s, true) {
+            Ok(c) => {
+                let mut a = 0.0;
+                for i in 1..c.fpr.len() {
+                    a += (c.fpr[i] - c.fpr[i - 1]) * (c.tpr[i] + c.tpr[i - 1]) / 2.0;
+                }
+                aucs.push(a);
+                for (g, col) in grid.iter().zip(tprs.iter_mut()) {
+                    col.push(tpr_at(&c, *g));
+                }
+            }
+            Err(e) if e.is_undefined() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if aucs.is_empty() {
+        return Err(Error::Undefined { metric: "AUC bootstrap", reason: "no resample held both classes" });
+    }
+    aucs.sort_by(f64::total_cmp);
+    let lo_q = (1.0 - cfg.confidence) / 2.0;
+    let hi_q = (1.0 + cfg.confidence) / 2.0;
+    let mut band = RocBand { fpr: grid, tpr_low: Vec::new(), tpr_high: Vec::new() };
+    for col in &mut tprs {
+        col.sort_by(f64::total_cmp);
+        band.tpr_low.push(percentile_sorted(col, lo_q));
+        band.tpr_high.push(percentile_sorted(col, hi_q));
+    }
+    Ok(AucCi {
+        auc: EstimateCi {
+            estimate,
+            ci_low: percentile_sorted(&aucs, lo_q),
+            ci_high: percentile_sorted(&aucs, hi_q),
+        },
+        n_used: aucs.len(),
+        band,
+    })
+}
+
+/// Settings of the cross-validated classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CvConfig {
+    /// Number of folds grouped by subject (default 5; capped at the number of subjects).
+    pub n_folds: usize,
+    /// The logistic regression.
+    pub logistic: LogisticConfig,
+    /// Seed of the fold assignment (the bootstrap has its own in `bootstrap`).
+    pub seed: u64,
+    /// The subject-level bootstrap of the pooled out-of-fold AUC.
+    pub bootstrap: BootstrapConfig,
+    /// Bins of the calibration curve (default 10).
+    pub calibration_bins: usize,
+}
+
+impl Default for CvConfig {
+    fn default() -> Self {
+        Self {
+            n_folds: 5,
+            logistic: LogisticConfig::default(),
+            seed: 0,
+            bootstrap: BootstrapConfig::default(),
+            calibration_bins: 10,
+        }
+    }
+}
+
+/// Result of the cross-validated classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvResult {
+    /// Fold of each sample.
+    pub folds: Vec<usize>,
+    /// Out-of-fold positive-class probability of each sample.
+    pub probabilities: Vec<f64>,
+    /// Pooled out-of-fold ROC AUC with its subject-level bootstrap CI and ROC band.
+    pub auc: AucCi,
+    /// The pooled out-of-fold ROC curve.
+    pub roc: RocCurve,
+    /// Youden threshold chosen on each fold's training samples (their in-sample probabilities).
+    pub fold_thresholds: Vec<f64>,
+    /// Median of `fold_thresholds`.
+    pub threshold: f64,
+    /// Counts of the test samples called positive at their fold's training threshold.
+    pub counts: BinaryCounts,
+    /// Sensitivity of those calls.
+    pub sensitivity: f64,
+    /// Specificity of those calls.
+    pub specificity: f64,
+    /// Calibration of the out-of-fold probabilities.
+    pub calibration: Calibration,
+}
+
+/// Cross-validates a logistic regression over `x` (one row per sample) with folds grouped by
+/// subject ([`grouped_folds`]): in each fold the features are standardised with the training
+/// rows' means and SDs, the model is fitted on the training rows, the Youden threshold is chosen
+/// on the training rows' fitted probabilities, and the test rows get out-of-fold probabilities
+/// and calls. No test subject ever informs its own model or threshold.
+pub fn cross_validate_logistic<K: Ord + Clone>(
+    x: &[Vec<f64>],
+    y: &[bool],
+    subjects: &[K],
+    cfg: &CvConfig,
+) -> Result<CvResult> {
+    check_len("features/labels", x.len(), y.len())?;
+    check_len("subjects/labels", subjects.len(), y.len())?;
+    if cfg.calibration_bins == 0 {
+        return Err(Error::InvalidParam {
+            name: "calibration_bins",
+            value: "0".into(),
+            reason: "need at least one bin",
+        });
+    }
+    let folds = grouped_folds(subjects, y, cfg.n_folds, cfg.seed)?;
+    let k = folds.iter().max().map_or(0, |m| m + 1);
+    let mut probs = vec![f64::NAN; y.len()];
+    let mut called = vec![false; y.len()];
+    let mut thresholds = Vec::with_capacity(k);
+    for f in 0..k {
+        let train: Vec<usize> = (0..y.len()).filter(|&i| folds[i] != f).collect();
+        let test: Vec<usize> = (0..y.len()).filter(|&i| folds[i] == f).collect();
+        if test.is_empty() {
+            continue;
+        }
+        let xtr: Vec<Vec<f64>> = train.iter().map(|&i| x[i].clone()).collect();
+        let scaler = Standardizer::fit(&xtr)?;
+        let xtr: Vec<Vec<f64>> = xtr.iter().map(|r| scaler.transform(r)).collect();
+        let ytr: Vec<bool> = train.iter().map(|&i| y[i]).collect();
+        let model = fit_logistic(&xtr, &ytr, &cfg.logistic)?;
+        let ptr: Vec<f64> = xtr.iter().map(|r| model.predict_proba(r)).collect();
+        let thr = youden_threshold(&ytr, &ptr)?.threshold;
+        thresholds.push(thr);
+        for &i in &test {
+            let p = model.predict_proba(&scaler.transform(&x[i]));
+            probs[i] = p;
+            called[i] = p >= thr;
+        }
+    }
+    let counts = BinaryCounts::from_predictions(y, &called)?;
+    let auc = auc_cluster_bootstrap(y, &probs, subjects, &cfg.bootstrap)?;
+    let roc = roc_curve(y, &probs, true)?;
+    let mut sorted = thresholds.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(CvResult {
+        folds,
+        auc,
+        roc,
+        threshold: percentile_sorted(&sorted, 0.5),
+        fold_thresholds: thresholds,
+        sensitivity: counts.sensitivity()?,
+        specificity: counts.specificity()?,
+        counts,
+        calibration: calibration(y, &probs, cfg.calibration_bins)?,
+        probabilities: probs,
+    })
+}
