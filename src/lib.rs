@@ -8,6 +8,7 @@
 //! * [`experiment`]: experiment files, the fold runner and reports;
 //! * [`plots`]: report figures (SVG and PNG);
 //! * [`robustness`]: degradation curves under controlled perturbations;
+//! * [`study`]: screening studies: group comparisons, AUC, ICC, grouped cross-validated classifier;
 //! * [`io`]: atomic writes for reports and fold results.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -25,5 +26,6 @@ pub mod experiment;
 pub mod io;
 pub mod plots;
 pub mod robustness;
+pub mod study;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod reproduce;
 pub mod robustness;
 pub mod spot;
+pub mod study;
 
 /// A plain-text table of an experiment report's variants.
 pub fn summary_table(r: &mex::experiment::Report) -> String {

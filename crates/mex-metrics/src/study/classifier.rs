@@ -134,11 +134,111 @@ pub fn auc_cluster_bootstrap<K: Ord + Clone>(
     })
 }
 
+fn area(c: &RocCurve) -> f64 {
+    let mut a = 0.0;
+    for i in 1..c.fpr.len() {
+        a += (c.fpr[i] - c.fpr[i - 1]) * (c.tpr[i] + c.tpr[i - 1]) / 2.0;
+    }
+    a
+}
+
+/// Cross-validated AUC: the mean over folds of each test fold's AUC (LeDell, Petersen & van der
+/// Laan 2015, "cvAUC"), with a percentile CI from a stratified cluster bootstrap **within each
+/// test fold** (each fold's subjects of each class resampled with replacement, the fold AUCs
+/// averaged). Each fold's AUC measures one fixed fitted model on data it has not seen, so it is
+/// unbiased for that model's true AUC (0.5 for every model when the groups do not differ); pooling
+/// the out-of-fold scores of different models into one ROC curve is not, and is reported
+/// separately. Every test fold must hold both classes.
+fn cv_auc_bootstrap<K: Ord + Clone>(
+    truth: &[bool],
+    scores: &[f64],
+    clusters: &[K],
+    folds: &[usize],
+    n_folds: usize,
+    cfg: &BootstrapConfig,
+) -> Result<AucCi> {
+    cfg.validate()?;
+    // per fold, per class: the sample indices of each cluster
+    let mut strata: Vec<[Vec<Vec<usize>>; 2]> = Vec::with_capacity(n_folds);
+    let mut fold_aucs = Vec::with_capacity(n_folds);
+    for f in 0..n_folds {
+        let mut by_cluster: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+        for i in (0..truth.len()).filter(|&i| folds[i] == f) {
+            by_cluster.entry(clusters[i].clone()).or_default().push(i);
+        }
+        let mut st: [Vec<Vec<usize>>; 2] = [Vec::new(), Vec::new()];
+        for (_, idx) in by_cluster {
+            st[usize::from(!truth[idx[0]])].push(idx);
+        }
+        if st[0].is_empty() || st[1].is_empty() {
+            return Err(Error::Undefined {
+                metric: "cross-validated AUC",
+                reason: "a test fold holds a single class",
+            });
+        }
+        let idx: Vec<usize> = st.iter().flatten().flatten().copied().collect();
+        let t: Vec<bool> = idx.iter().map(|&i| truth[i]).collect();
+        let s: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
+        fold_aucs.push(roc_auc(&t, &s)?);
+        strata.push(st);
+    }
+    let estimate = fold_aucs.iter().sum::<f64>() / n_folds as f64;
+    let grid: Vec<f64> = (0..=50).map(|i| i as f64 / 50.0).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut aucs = Vec::with_capacity(cfg.n_resamples);
+    let mut tprs: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.n_resamples); grid.len()];
+    let (mut t, mut s, mut pt, mut ps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..cfg.n_resamples {
+        let mut sum = 0.0;
+        pt.clear();
+        ps.clear();
+        for st in &strata {
+            t.clear();
+            s.clear();
+            for stratum in st {
+                for _ in 0..stratum.len() {
+                    for &i in &stratum[rng.random_range(0..stratum.len())] {
+                        t.push(truth[i]);
+                        s.push(scores[i]);
+                    }
+                }
+            }
+            sum += area(&roc_curve(&t, &s, true)?);
+            pt.extend_from_slice(&t);
+            ps.extend_from_slice(&s);
+        }
+        aucs.push(sum / n_folds as f64);
+        let c = roc_curve(&pt, &ps, true)?;
+        for (g, col) in grid.iter().zip(tprs.iter_mut()) {
+            col.push(tpr_at(&c, *g));
+        }
+    }
+    aucs.sort_by(f64::total_cmp);
+    let lo_q = (1.0 - cfg.confidence) / 2.0;
+    let hi_q = (1.0 + cfg.confidence) / 2.0;
+    let mut band = RocBand { fpr: grid, tpr_low: Vec::new(), tpr_high: Vec::new() };
+    for col in &mut tprs {
+        col.sort_by(f64::total_cmp);
+        band.tpr_low.push(percentile_sorted(col, lo_q));
+        band.tpr_high.push(percentile_sorted(col, hi_q));
+    }
+    Ok(AucCi {
+        auc: EstimateCi {
+            estimate,
+            ci_low: percentile_sorted(&aucs, lo_q),
+            ci_high: percentile_sorted(&aucs, hi_q),
+        },
+        n_used: aucs.len(),
+        band,
+    })
+}
+
 /// Settings of the cross-validated classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CvConfig {
-    /// Number of folds grouped by subject (default 5; capped at the number of subjects).
+    /// Number of folds grouped by subject (default 5; capped at the number of subjects of the
+    /// smaller class, so that every test fold holds both classes).
     pub n_folds: usize,
     /// The logistic regression.
     pub logistic: LogisticConfig,
@@ -169,8 +269,12 @@ pub struct CvResult {
     pub folds: Vec<usize>,
     /// Out-of-fold positive-class probability of each sample.
     pub probabilities: Vec<f64>,
-    /// Pooled out-of-fold ROC AUC with its subject-level bootstrap CI and ROC band.
+    /// Cross-validated AUC (mean of the test folds' AUCs) with its within-fold subject-level
+    /// bootstrap CI, and the pointwise band of the pooled ROC curve over the same resamples.
     pub auc: AucCi,
+    /// AUC of the pooled out-of-fold probabilities (all folds' models on one scale; biased
+    /// towards 0.5 and below in small samples, reported for comparison).
+    pub auc_pooled: f64,
     /// The pooled out-of-fold ROC curve.
     pub roc: RocCurve,
     /// Youden threshold chosen on each fold's training samples (their in-sample probabilities).
@@ -191,7 +295,9 @@ pub struct CvResult {
 /// subject ([`grouped_folds`]): in each fold the features are standardised with the training
 /// rows' means and SDs, the model is fitted on the training rows, the Youden threshold is chosen
 /// on the training rows' fitted probabilities, and the test rows get out-of-fold probabilities
-/// and calls. No test subject ever informs its own model or threshold.
+/// and calls. No test subject ever informs its own model or threshold. The AUC is the
+/// cross-validated (fold-averaged) AUC with a within-fold subject bootstrap CI (see
+/// [`CvResult::auc`]); sensitivity and specificity pool the test folds' calls.
 pub fn cross_validate_logistic<K: Ord + Clone>(
     x: &[Vec<f64>],
     y: &[bool],
@@ -207,7 +313,19 @@ pub fn cross_validate_logistic<K: Ord + Clone>(
             reason: "need at least one bin",
         });
     }
-    let folds = grouped_folds(subjects, y, cfg.n_folds, cfg.seed)?;
+    let mut class_of: BTreeMap<&K, bool> = BTreeMap::new();
+    for (s, &l) in subjects.iter().zip(y) {
+        class_of.insert(s, l);
+    }
+    let n_pos = class_of.values().filter(|&&c| c).count();
+    let smaller = n_pos.min(class_of.len() - n_pos);
+    if smaller < 2 {
+        return Err(Error::Undefined {
+            metric: "cross-validated classifier",
+            reason: "needs at least two subjects of each class",
+        });
+    }
+    let folds = grouped_folds(subjects, y, cfg.n_folds.min(smaller), cfg.seed)?;
     let k = folds.iter().max().map_or(0, |m| m + 1);
     let mut probs = vec![f64::NAN; y.len()];
     let mut called = vec![false; y.len()];
@@ -233,13 +351,15 @@ pub fn cross_validate_logistic<K: Ord + Clone>(
         }
     }
     let counts = BinaryCounts::from_predictions(y, &called)?;
-    let auc = auc_cluster_bootstrap(y, &probs, subjects, &cfg.bootstrap)?;
+    let auc = cv_auc_bootstrap(y, &probs, subjects, &folds, k, &cfg.bootstrap)?;
     let roc = roc_curve(y, &probs, true)?;
+    let auc_pooled = area(&roc);
     let mut sorted = thresholds.clone();
     sorted.sort_by(f64::total_cmp);
     Ok(CvResult {
         folds,
         auc,
+        auc_pooled,
         roc,
         threshold: percentile_sorted(&sorted, 0.5),
         fold_thresholds: thresholds,
