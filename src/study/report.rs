@@ -456,7 +456,8 @@ mod tests {
     use rand_distr::{Distribution, Normal};
 
     /// Two sessions per subject; indicator `a` higher in the positive group by a true
-    /// standardised effect `effect` on subject means, `b` and `c` without a difference.
+    /// standardised effect `effect` on subject means, `b` and `c` without a difference. (The
+    /// 100-study coverage tests are in mex-metrics' tests/study_properties.rs.)
     fn rows(seed: u64, effect: f64, n: usize) -> Vec<Row> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let z = Normal::new(0.0, 1.0).unwrap();
@@ -490,23 +491,8 @@ mod tests {
     }
 
     #[test]
-    fn report_recovers_a_known_effect_and_covers_half_without_one() {
-        let (mut g_cov, mut auc_cov) = (0, 0);
-        for seed in 0..100u64 {
-            let cfg = StudyConfig { bootstrap_resamples: 200, seed, ..StudyConfig::default() };
-            let rows = rows(seed, 0.8, 20);
-            let r = compute_report(&rows, &["a".into()], "p", "c", &cfg).unwrap();
-            g_cov += r.indicators[0].hedges_g.unwrap().covers(0.8) as usize;
-            let r = compute_report(&rows, &["b".into(), "c".into()], "p", "c", &cfg).unwrap();
-            auc_cov += r.classifier.unwrap().auc.covers(0.5) as usize;
-        }
-        assert!(g_cov >= 90, "Hedges' g CI covered the true effect {g_cov} / 100 times");
-        assert!(auc_cov >= 90, "classifier AUC CI covered 0.5 {auc_cov} / 100 times");
-    }
-
-    #[test]
     fn report_fields_on_one_study() {
-        let cfg = StudyConfig { bootstrap_resamples: 200, ..StudyConfig::default() };
+        let cfg = StudyConfig { bootstrap_resamples: 100, ..StudyConfig::default() };
         let rows = rows(3, 1.5, 15);
         let inds: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let r = compute_report(&rows, &inds, "p", "c", &cfg).unwrap();

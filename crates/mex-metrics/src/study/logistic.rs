@@ -164,10 +164,30 @@ pub fn fit_logistic(x: &[Vec<f64>], y: &[bool], cfg: &LogisticConfig) -> Result<
         });
     }
     let c = cfg.c;
+    // rows with a trailing 1 for the intercept
+    let xa: Vec<Vec<f64>> = x
+        .iter()
+        .map(|r| {
+            let mut v = Vec::with_capacity(d + 1);
+            v.extend_from_slice(r);
+            v.push(1.0);
+            v
+        })
+        .collect();
+    let dot = |row: &[f64], w: &[f64]| {
+        let mut z = 0.0;
+        for j in 0..=d {
+            z += row[j] * w[j];
+        }
+        z
+    };
     let objective = |w: &[f64]| -> f64 {
-        let mut f = 0.5 * w[..d].iter().map(|v| v * v).sum::<f64>();
-        for (row, &t) in x.iter().zip(y) {
-            let z = w[d] + row.iter().zip(&w[..d]).map(|(a, b)| a * b).sum::<f64>();
+        let mut f = 0.0;
+        for v in &w[..d] {
+            f += 0.5 * v * v;
+        }
+        for (row, &t) in xa.iter().zip(y) {
+            let z = dot(row, w);
             f += c * if t { log1pexp(-z) } else { log1pexp(z) };
         }
         f
@@ -181,18 +201,23 @@ pub fn fit_logistic(x: &[Vec<f64>], y: &[bool], cfg: &LogisticConfig) -> Result<
         for (i, row) in hess.iter_mut().enumerate().take(d) {
             row[i] = 1.0;
         }
-        for (row, &t) in x.iter().zip(y) {
-            let z = w[d] + row.iter().zip(&w[..d]).map(|(a, b)| a * b).sum::<f64>();
-            let p = sigmoid(z);
+        for (row, &t) in xa.iter().zip(y) {
+            let p = sigmoid(dot(row, &w));
             let r = c * (p - if t { 1.0 } else { 0.0 });
             let h = c * p * (1.0 - p);
             for a in 0..=d {
-                let xa = if a == d { 1.0 } else { row[a] };
-                grad[a] += r * xa;
-                for b in 0..=d {
-                    let xb = if b == d { 1.0 } else { row[b] };
-                    hess[a][b] += h * xa * xb;
+                let ra = row[a];
+                grad[a] += r * ra;
+                let hra = h * ra;
+                let ha = &mut hess[a];
+                for b in a..=d {
+                    ha[b] += hra * row[b];
                 }
+            }
+        }
+        for a in 1..=d {
+            for b in 0..a {
+                hess[a][b] = hess[b][a];
             }
         }
         let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
