@@ -116,7 +116,7 @@ pub fn render(r: &StudyReport) -> String {
             let _ = writeln!(
                 s,
                 "L2 logistic regression (C = {}) over the {} standardised indicators, {} folds grouped by \
-                 subject ({} recordings; {} / {} subjects). Out-of-fold AUC {}; at the Youden threshold chosen \
+                 subject ({} recordings; {} / {} subjects). Cross-validated AUC (mean of the test folds' AUCs) {}, CI from a bootstrap of the whole cross-validation (conservative); at the Youden threshold chosen \
                  on the training folds only (median probability {:.3}): sensitivity {:.3}, specificity {:.3}. \
                  Expected calibration error {:.3}.\n",
                 r.settings.c,
