@@ -211,7 +211,14 @@ struct CvRun {
 
 /// Grouped cross-validation of the logistic regression; `subjects[i]` is the subject index of
 /// row `i`. `n_folds` is capped at the smaller class's number of subjects.
-fn run_folds(x: &[&[f64]], y: &[bool], subjects: &[usize], n_folds: usize, seed: u64, lcfg: &LogisticConfig) -> Result<CvRun> {
+fn run_folds(
+    x: &[&[f64]],
+    y: &[bool],
+    subjects: &[usize],
+    n_folds: usize,
+    seed: u64,
+    lcfg: &LogisticConfig,
+) -> Result<CvRun> {
     let mut class_of: BTreeMap<usize, bool> = BTreeMap::new();
     for (&s, &l) in subjects.iter().zip(y) {
         class_of.insert(s, l);
@@ -320,7 +327,8 @@ pub fn cross_validate_logistic<K: Ord + Clone>(
     let mut aucs = Vec::with_capacity(cfg.bootstrap.n_resamples);
     let mut tprs: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.bootstrap.n_resamples); grid.len()];
     for b in 0..cfg.bootstrap.n_resamples {
-        let (mut xb, mut yb, mut sb): (Vec<&[f64]>, Vec<bool>, Vec<usize>) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xb, mut yb, mut sb): (Vec<&[f64]>, Vec<bool>, Vec<usize>) =
+            (Vec::new(), Vec::new(), Vec::new());
         for stratum in &strata {
             for _ in 0..stratum.len() {
                 let s = stratum[rng.random_range(0..stratum.len())];
@@ -349,7 +357,10 @@ pub fn cross_validate_logistic<K: Ord + Clone>(
         }
     }
     if aucs.is_empty() {
-        return Err(Error::Undefined { metric: "classifier AUC bootstrap", reason: "no resample could be cross-validated" });
+        return Err(Error::Undefined {
+            metric: "classifier AUC bootstrap",
+            reason: "no resample could be cross-validated",
+        });
     }
     aucs.sort_by(f64::total_cmp);
     let lo_q = (1.0 - cfg.bootstrap.confidence) / 2.0;
@@ -361,7 +372,11 @@ pub fn cross_validate_logistic<K: Ord + Clone>(
         band.tpr_high.push(percentile_sorted(col, hi_q));
     }
     let auc = AucCi {
-        auc: EstimateCi { estimate, ci_low: percentile_sorted(&aucs, lo_q), ci_high: percentile_sorted(&aucs, hi_q) },
+        auc: EstimateCi {
+            estimate,
+            ci_low: percentile_sorted(&aucs, lo_q),
+            ci_high: percentile_sorted(&aucs, hi_q),
+        },
         n_used: aucs.len(),
         band,
     };

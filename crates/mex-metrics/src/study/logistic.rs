@@ -108,6 +108,7 @@ fn check_matrix(x: &[Vec<f64>]) -> Result<usize> {
 }
 
 /// Solves `a x = b` (dense, partial pivoting); `None` when singular.
+#[allow(clippy::needless_range_loop)] // dense elimination reads two rows by index
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let n = b.len();
     for col in 0..n {
@@ -150,6 +151,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// assert!(m.coef[0] > 0.0);
 /// assert!((m.predict_proba(&[1.5]) - 0.5).abs() < 1e-9); // symmetric data
 /// ```
+#[allow(clippy::needless_range_loop)] // the symmetric Hessian is mirrored by index
 pub fn fit_logistic(x: &[Vec<f64>], y: &[bool], cfg: &LogisticConfig) -> Result<LogisticModel> {
     cfg.validate()?;
     check_len("features/labels", x.len(), y.len())?;
