@@ -58,7 +58,12 @@ fn forest<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &StudyReport) ->
         hi = hi.max(h);
     }
     let pad = (hi - lo) * 0.05;
-    let title = format!("Hedges' g ({} vs {}), 95 % CI", r.positive_group, r.negative_group);
+    let title = format!(
+        "Hedges' g ({} vs {}), {:.0} % CI",
+        r.positive_group,
+        r.negative_group,
+        r.settings.confidence * 100.0
+    );
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 16))
         .margin(12)
