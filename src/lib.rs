@@ -9,6 +9,7 @@
 //! * [`plots`]: report figures (SVG and PNG);
 //! * [`indicator_plots`]: figures of the clinical indicators (EAR and blinks, regional activity, asymmetry);
 //! * [`robustness`]: degradation curves under controlled perturbations;
+//! * [`study`]: screening studies: group comparisons, AUC, ICC, grouped cross-validated classifier;
 //! * [`io`]: atomic writes for reports and fold results.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -28,5 +29,6 @@ pub mod indicator_plots;
 pub mod io;
 pub mod plots;
 pub mod robustness;
+pub mod study;
 
 pub use error::{Error, Result};

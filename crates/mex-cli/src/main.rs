@@ -36,6 +36,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run an experiment (dataset x protocol x pipeline variants) and write its report.
     Eval(cmd::eval::EvalArgs),
+    /// Screening study: compare two groups over facial indicators (effect sizes, AUC, ICC, classifier).
+    Study(cmd::study::StudyArgs),
 }
 
 fn main() {
@@ -62,6 +64,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Robustness(a) => cmd::robustness::run(a),
+        Command::Study(a) => cmd::study::run(a),
     };
     if std::env::var_os("MEX_PEAK_RSS").is_some() {
         // For memory tests and benchmarks: the peak resident set size (Linux).

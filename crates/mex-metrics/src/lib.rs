@@ -10,6 +10,9 @@
 //!   and pooled database P/R/F1, micro / macro / overall F1, and the MEGC2023 STRS score.
 //! * [`compare`]: subject-level bootstrap confidence intervals for any metric, McNemar's test,
 //!   paired permutation tests, subgroup breakdowns.
+//! * [`study`]: screening-study statistics: Hedges' g, Mann-Whitney U, Spearman's rho, ICC(2,1)
+//!   and ICC(3,1), Benjamini-Hochberg, subject-level AUC bootstrap, grouped cross-validated
+//!   logistic regression.
 //!
 //! Every definition, its source and its edge-case rules are in `docs/metrics.md` of the
 //! repository. No dependency on image or candle.
@@ -32,6 +35,7 @@ pub mod compare;
 mod error;
 pub mod spotting;
 mod stats;
+pub mod study;
 
 pub use binary::{
     average_precision, brier_score, calibration, roc_auc, roc_curve, youden_threshold, BinaryCounts,

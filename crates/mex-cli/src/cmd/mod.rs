@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod reproduce;
 pub mod robustness;
 pub mod spot;
+pub mod study;
 
 /// Most bootstrap resamples or permutations a flag accepts.
 pub const MAX_RESAMPLES: usize = 100_000;
