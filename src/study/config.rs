@@ -67,7 +67,7 @@ pub struct StudyAnalyzeConfig {
 
 impl Default for StudyAnalyzeConfig {
     fn default() -> Self {
-        Self { fps: crate::analyze::AnalyzeConfig::default().fps }
+        Self { fps: 30.0 }
     }
 }
 

@@ -40,7 +40,7 @@ pub fn is_analysis_json(path: &Path) -> bool {
 
 /// The analysis settings used for media recordings.
 pub fn analyze_config(cfg: &StudyConfig) -> AnalyzeConfig {
-    AnalyzeConfig { fps: cfg.analyze.fps, save_frames: false, ..AnalyzeConfig::default() }
+    AnalyzeConfig { fps: Some(cfg.analyze.fps), save_frames: false, ..AnalyzeConfig::default() }
 }
 
 /// The cache key of a media recording: FNV-1a 64 over a version tag, the analysis settings, and
