@@ -15,6 +15,7 @@
 mod error;
 pub mod frames;
 pub mod loaders;
+pub mod manifest;
 pub mod megc;
 pub mod sample;
 pub mod split;
