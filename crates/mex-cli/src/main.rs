@@ -36,6 +36,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run an experiment (dataset x protocol x pipeline variants) and write its report.
     Eval(cmd::eval::EvalArgs),
+    /// Index a dataset as shipped into a manifest, check its frames, and print its statistics.
+    Data(cmd::data::DataArgs),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Robustness(a) => cmd::robustness::run(a),
+        Command::Data(a) => cmd::data::run(a),
     };
     if let Err(e) = result {
         eprintln!("mex: error: {e:#}");
