@@ -350,6 +350,8 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
         ));
     }
     check_frames_dir(kind, &files.frames)?;
+    // The manifest must work from any folder: frame paths are absolute.
+    let frames_root = std::fs::canonicalize(&files.frames).map_err(|e| Error::io(&files.frames, e))?;
     let coding = match (kind, &files.coding) {
         (DatasetKind::Smic, Some(c)) => return Err(Error::param(
             "coding",
@@ -389,7 +391,7 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
             Some(c.clone())
         }
     };
-    let frames = Some(files.frames.clone());
+    let frames = Some(frames_root.clone());
     let mut ds = match kind {
         DatasetKind::Casme2 => {
             let mut cfg = Casme2Config::new(coding.clone().unwrap_or_default());
@@ -407,8 +409,8 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
             cfg.verify_frames = false;
             load_samm(&cfg)?
         }
-        DatasetKind::Smic => load_smic(&SmicConfig::new(&files.frames)).map_err(|e| match e {
-            Error::EmptyFolder { path, .. } if path == files.frames => Error::EmptyFolder {
+        DatasetKind::Smic => load_smic(&SmicConfig::new(&frames_root)).map_err(|e| match e {
+            Error::EmptyFolder { path, .. } if path == frames_root => Error::EmptyFolder {
                 path,
                 what: format!(
                     "no SMIC-HS clip (s1/micro/negative/s1_ne_01/...) under it; give {}",
@@ -466,7 +468,10 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
                 let n = name.to_string_lossy();
                 let num: String = n.chars().filter(|c| c.is_ascii_digit()).collect();
                 if dir.join(format!("{}{num}.jpg", other.0)).is_file() {
-                    hint = format!(" (the folder holds the {} release: add release {})", other.1, other.1);
+                    hint = format!(
+                        " (the folder holds the {0} release: set release = \"{0}\", or --release {0})",
+                        other.1
+                    );
                 }
             }
         }
@@ -500,9 +505,10 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
             *by.entry(s.emotion.as_str()).or_insert(0) += 1;
         }
         let list: Vec<String> = by.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        let n = unlabelled.len();
         notes.push(format!(
-            "{} samples have no class in {} ({}): kept in the manifest, not used by mex eval",
-            unlabelled.len(),
+            "{n} sample{} no class in {} ({}): kept in the manifest, not used by mex eval",
+            if n == 1 { " has" } else { "s have" },
             ds.classes.name,
             list.join(", ")
         ));
