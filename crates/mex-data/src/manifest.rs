@@ -19,7 +19,7 @@
 //! #     std::fs::create_dir_all(p.parent().unwrap_or(&root)).map_err(|e| mex_data::Error::io(&p, e))?;
 //! #     image::GrayImage::new(4, 4).save(&p).map_err(|e| mex_data::Error::io(&p, std::io::Error::other(e)))?;
 //! # }
-//! let files = DataFiles { coding: None, frames: root.clone(), release: None };
+//! let files = DataFiles { coding: None, frames: root.clone(), release: None, demographics: None };
 //! let out = index(DatasetKind::Smic, &files, &IndexOptions::default())?;
 //! assert_eq!(out.dataset.len(), 1);
 //! let report = mex_data::manifest::check(&out.dataset, &Default::default(), &|_, _| {});
@@ -36,7 +36,7 @@ mod stats;
 
 pub use check::{check, CheckOptions, CheckReport, FrameProblem, FrameSelection};
 pub use index::{
-    index, index_megc, index_megc_files, sniff_coding, DataFiles, DatasetKind, Dropped, IndexOptions,
-    IndexReport, MegcExclusions, MegcFiles, MissingFrames, Release,
+    apply_demographics, index, index_megc, index_megc_files, sniff_coding, DataFiles, DatasetKind, Dropped,
+    IndexOptions, IndexReport, MegcExclusions, MegcFiles, MissingFrames, Release,
 };
 pub use stats::{stats, DatasetStats, Distribution, Stats};

@@ -34,7 +34,7 @@ fn casme2_frames(root: &Path) -> usize {
 }
 
 fn files(coding: Option<PathBuf>, frames: &Path) -> DataFiles {
-    DataFiles { coding, frames: frames.to_path_buf(), release: None }
+    DataFiles { coding, frames: frames.to_path_buf(), release: None, demographics: None }
 }
 
 fn param_reason(e: Error) -> (String, String) {
@@ -372,4 +372,43 @@ fn megc_composite_lists_what_it_leaves_out() {
     assert!(r.notes[0].contains("smic"), "{:?}", r.notes);
     let lv = Dataset::new("samm_lv", ClassSet::megc3(), vec![sample("samm_lv", "006", "006_1", "x")]);
     assert!(matches!(index_megc(&[&casme2, &lv], &MegcRules::default()), Err(Error::InvalidParam { .. })));
+}
+
+#[test]
+fn demographics_are_attached_per_subject_and_counted_per_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("raw");
+    casme2_frames(&root);
+    let demo = dir.path().join("participants.csv");
+    // Subjects as numbers or folder names; an age in years or a band; sub26 absent; an extra row.
+    std::fs::write(&demo, "Subject,Gender,Age,Ethnicity\n1,F,23,Chinese\nsub02,M,31,\n4,F,,Chinese\n5,M,29,Chinese\n17,F,20,Chinese\n24,M,19,Chinese\n99,F,40,x\n").unwrap();
+    let mut f = files(Some(fx("casme2_coding.xlsx")), &root);
+    f.demographics = Some(demo.clone());
+    let r = index(DatasetKind::Casme2, &f, &IndexOptions::default()).unwrap();
+    assert!(r.notes.iter().any(|n| n.contains("demographics of 6 of 7 subjects")), "{:?}", r.notes);
+    let s0 = &r.dataset.samples[0];
+    assert_eq!(
+        (s0.sex.as_deref(), s0.age_band.as_deref(), s0.ethnicity.as_deref()),
+        (Some("F"), Some("20-29"), Some("Chinese"))
+    );
+    let t = stats(&r.dataset).total;
+    // 7 subjects: F sub01 sub04 sub17, M sub02 sub05 sub24, sub26 unknown.
+    assert_eq!((t.sex.get("F"), t.sex.get("M"), t.sex.get("unknown")), (Some(&3), Some(&3), Some(&1)));
+    // Bands: 20-29 sub01 sub05 sub17; 30-39 sub02; 10-19 sub24; sub04 (blank) and sub26 unknown.
+    assert_eq!(t.age_band.get("20-29"), Some(&3));
+    assert_eq!(t.age_band.get("30-39"), Some(&1));
+    assert_eq!(t.age_band.get("10-19"), Some(&1));
+    assert_eq!(t.age_band.get("unknown"), Some(&2));
+    assert_eq!(t.ethnicity.get("Chinese"), Some(&5));
+    // A bad age names the row and column; a table without any demographic column is refused.
+    std::fs::write(&demo, "Subject,Age\n1,twenty\n").unwrap();
+    match index(DatasetKind::Casme2, &f, &IndexOptions::default()).unwrap_err() {
+        Error::BadCell { row, column, .. } => assert_eq!((row, column.as_str()), (2, "Age")),
+        e => panic!("unexpected {e}"),
+    }
+    std::fs::write(&demo, "Subject,Notes\n1,x\n").unwrap();
+    assert!(matches!(
+        index(DatasetKind::Casme2, &f, &IndexOptions::default()),
+        Err(Error::MissingColumn { .. })
+    ));
 }

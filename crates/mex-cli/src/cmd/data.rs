@@ -95,6 +95,10 @@ struct IndexArgs {
     /// CASME II only: the frame release the frames folder holds.
     #[arg(long, value_enum)]
     release: Option<ReleaseArg>,
+    /// A per-subject table (CSV or spreadsheet: Subject, and Sex/Gender, Ethnicity, Age or Age
+    /// band) whose values fill the samples' demographic fields.
+    #[arg(long)]
+    demographics: Option<PathBuf>,
     /// megc: a manifest written by `mex data index casme2|samm|smic` (repeat for each part).
     #[arg(long = "part")]
     parts: Vec<PathBuf>,
@@ -163,7 +167,7 @@ fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
 fn run_index(a: IndexArgs) -> anyhow::Result<()> {
     let kind = a.dataset.kind();
     let report = if kind == DatasetKind::Megc2019 {
-        if a.coding.is_some() || a.frames.is_some() || a.release.is_some() {
+        if a.coding.is_some() || a.frames.is_some() || a.release.is_some() || a.demographics.is_some() {
             bail!(
                 "megc is built from manifests: index casme2, samm and smic first, then give them with --part (not --coding/--frames)"
             );
@@ -192,6 +196,7 @@ fn run_index(a: IndexArgs) -> anyhow::Result<()> {
                 ReleaseArg::Raw => Release::Raw,
                 ReleaseArg::Cropped => Release::Cropped,
             }),
+            demographics: a.demographics.clone(),
         };
         let opts = IndexOptions {
             missing_frames: if a.strict { MissingFrames::Error } else { MissingFrames::Drop },

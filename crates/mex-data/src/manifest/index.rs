@@ -174,6 +174,10 @@ pub struct DataFiles {
     /// CASME II only: which frame release `frames` holds (default raw).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// A per-subject demographics table (CSV or spreadsheet; see [`apply_demographics`]) whose
+    /// sex, ethnicity and age fill the samples' fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demographics: Option<PathBuf>,
 }
 
 /// What [`index`] does with clips whose frames are not on disk.
@@ -498,6 +502,11 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
     }
     ds.samples = kept;
     let mut notes = Vec::new();
+    if let Some(d) = &files.demographics {
+        let n = apply_demographics(&mut ds, d)?;
+        let total = ds.subjects().len();
+        notes.push(format!("demographics of {n} of {total} subjects from {}", d.display()));
+    }
     let unlabelled: Vec<&Sample> = ds.samples.iter().filter(|s| s.label.is_none()).collect();
     if !unlabelled.is_empty() {
         let mut by: BTreeMap<&str, usize> = BTreeMap::new();
@@ -641,4 +650,64 @@ pub fn index_megc_files(files: &MegcFiles, opts: &IndexOptions) -> Result<IndexR
     dropped.append(&mut r.dropped);
     r.dropped = dropped;
     Ok(r)
+}
+
+/// The decade band of an age in years (`23` -> `20-29`).
+fn age_band(years: i64) -> String {
+    let lo = years.div_euclid(10) * 10;
+    format!("{lo}-{}", lo + 9)
+}
+
+/// Fills `sex`, `ethnicity` and `age_band` of the samples from a per-subject table (CSV or
+/// spreadsheet, first sheet): a `Subject` column (`6`, `006`, `sub01`, `s1`: matched to each
+/// sample's subject as the loaders name it) and any of `Sex`/`Gender`, `Ethnicity`/`Race`,
+/// `Age` (years, turned into a decade band `20-29`) or `Age band`. Returns the number of subjects
+/// of `ds` found in the table; subjects missing from it keep empty fields. Errors name the file,
+/// row and column (a header without `Subject`, an age that is not a number).
+pub fn apply_demographics(ds: &mut Dataset, path: &Path) -> Result<usize> {
+    let t = Table::read(path, 0)?;
+    let h = t.find_header(&[&["Subject", "Participant", "ID"]])?;
+    let c_subj = h.col(&t, &["Subject", "Participant", "ID"])?;
+    let c_sex = h.find(&["Sex", "Gender"]);
+    let c_eth = h.find(&["Ethnicity", "Race", "Ethnic group"]);
+    let c_age = h.find(&["Age"]);
+    let c_band = h.find(&["Age band", "Age group", "Age range"]);
+    if c_sex.is_none() && c_eth.is_none() && c_age.is_none() && c_band.is_none() {
+        return Err(Error::MissingColumn {
+            path: path.to_path_buf(),
+            column: "Sex, Ethnicity or Age".into(),
+            header_row: h.row_number,
+        });
+    }
+    type Fields = (Option<String>, Option<String>, Option<String>);
+    let mut rows: Vec<(String, Fields)> = Vec::new();
+    for row in t.data_rows(&h) {
+        let subject = row.text_or_empty(c_subj);
+        if subject.is_empty() {
+            continue;
+        }
+        let text = |c: Option<usize>| c.map(|c| row.text_or_empty(c)).filter(|v| !v.is_empty());
+        let band = match (c_age, text(c_band)) {
+            (_, Some(b)) => Some(b),
+            (Some(c), None) if !row.cell(c).is_blank() => {
+                let years = row.cell(c).as_i64().ok_or_else(|| row.bad(c, "expected an age in years"))?;
+                Some(age_band(years))
+            }
+            _ => None,
+        };
+        rows.push((subject, (text(c_sex), text(c_eth), band)));
+    }
+    let mut matched = std::collections::BTreeSet::new();
+    for s in &mut ds.samples {
+        let hit = rows.iter().find(|(raw, _)| {
+            crate::loaders::canonical_subject(&s.dataset, raw).is_some_and(|c| c == s.subject)
+        });
+        if let Some((_, (sex, eth, band))) = hit {
+            s.sex = sex.clone();
+            s.ethnicity = eth.clone();
+            s.age_band = band.clone();
+            matched.insert(s.subject_key());
+        }
+    }
+    Ok(matched.len())
 }
