@@ -335,3 +335,35 @@ fn a_dataset_kind_in_an_experiment_runs_through_eval() {
     let o = mex(&["eval", s(&cfg), "--out", s(&dir.path().join("out3")), "--quiet"]);
     fails_with(&o, &["row 8", "img30.jpg"]);
 }
+
+#[test]
+fn the_casme2_example_runs_once_pointed_at_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    // The cropped release: reg_imgN.jpg; onset, apex (middle when '/') and offset frames.
+    let cropped = dir.path().join("Cropped");
+    for (sub, clip, on, apex, off) in CASME2 {
+        for n in [on, apex, off] {
+            frame(&cropped.join(sub).join(clip).join(format!("reg_img{n}.jpg")), n);
+        }
+    }
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/experiments/casme2_ststnet.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    // Point it at the data; a short recipe and few resamples keep the test fast.
+    let text = text
+        .replace("/path/to/CASME2/CASME2-coding-20140508.xlsx", &fx("casme2_coding.xlsx"))
+        .replace("/path/to/CASME2/Cropped", s(&cropped))
+        .replace("epochs = 800", "epochs = 2")
+        .replace("[protocol]", "[evaluation]\nbootstrap = 20\npermutations = 20\n\n[protocol]");
+    assert!(text.contains(s(&cropped)) && text.contains("epochs = 2"), "{text}");
+    let cfg = dir.path().join("casme2_ststnet.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("out");
+    let o = mex(&["eval", s(&cfg), "--out", s(&out), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_samples"], 7);
+    assert_eq!(report["classes"].as_array().unwrap().len(), 5);
+    assert!(out.join("report.md").is_file());
+}
