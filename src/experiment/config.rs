@@ -271,6 +271,20 @@ impl ExperimentConfig {
         if self.name.trim().is_empty() {
             return Err(bad("name".into(), "must not be empty".into()));
         }
+        // The name appears in file names and reports: no path separators, no `..`.
+        if self.name.chars().count() > 100
+            || !self.name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' ' | '.'))
+            || self.name.contains("..")
+        {
+            return Err(bad(
+                "name".into(),
+                format!(
+                    "`{}`: use at most 100 letters, digits, spaces, '-', '_' and '.' (no path separators or `..`)",
+                    self.name.chars().take(60).collect::<String>().escape_debug()
+                ),
+            ));
+        }
+
         if self.variants.is_empty() {
             return Err(bad("variants".into(), "at least one [[variants]] table is required".into()));
         }
@@ -328,8 +342,67 @@ impl ExperimentConfig {
                 return Err(bad(at("model"), "precomputed STSTNet inputs are 3x28x28".into()));
             }
         }
+        check_limits(self).map_err(|(field, reason)| bad(field, reason))?;
         Ok(())
     }
+}
+
+/// Most bootstrap resamples or permutations an experiment may ask for.
+pub const MAX_RESAMPLES: usize = 100_000;
+/// Most synthetic subjects, and clips per subject and class.
+pub const MAX_SYNTH_SUBJECTS: usize = 500;
+/// Most synthetic clips per subject and class.
+pub const MAX_SYNTH_CLIPS: usize = 1_000;
+/// Largest network input side, pixels.
+pub const MAX_INPUT_SIDE: usize = 512;
+/// Most trainable and running parameters of a model.
+pub const MAX_MODEL_PARAMS: usize = 50_000_000;
+
+/// Range checks of the numbers that size work or memory (documented limits), so that an absurd
+/// value is a clear error rather than an allocation failure or a run that never ends.
+fn check_limits(cfg: &ExperimentConfig) -> std::result::Result<(), (String, String)> {
+    let e = &cfg.evaluation;
+    for (field, v) in [("evaluation.bootstrap", e.bootstrap), ("evaluation.permutations", e.permutations)] {
+        if v > MAX_RESAMPLES {
+            return Err((field.into(), format!("{v}: at most {MAX_RESAMPLES}")));
+        }
+    }
+    if let DatasetSpec::Synthetic(s) = &cfg.dataset {
+        if s.n_subjects > MAX_SYNTH_SUBJECTS {
+            return Err((
+                "dataset.n_subjects".into(),
+                format!("{}: at most {MAX_SYNTH_SUBJECTS}", s.n_subjects),
+            ));
+        }
+        if let Some(c) = s.clips_per_class.iter().find(|&&c| c > MAX_SYNTH_CLIPS) {
+            return Err((
+                "dataset.clips_per_class".into(),
+                format!("{c}: at most {MAX_SYNTH_CLIPS} per class"),
+            ));
+        }
+    }
+    for (i, v) in cfg.variants.iter().enumerate() {
+        let (_, h, w) = v.model.input_shape();
+        if h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE || v.input.size > MAX_INPUT_SIDE {
+            return Err((
+                format!("variants[{i}].model"),
+                format!("input {h}x{w} (input.size {}): at most {MAX_INPUT_SIDE} a side", v.input.size),
+            ));
+        }
+        let params = v.model.param_specs().iter().try_fold(0usize, |acc, p| {
+            p.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| acc.checked_add(n))
+        });
+        match params {
+            Some(n) if n <= MAX_MODEL_PARAMS => {}
+            _ => {
+                return Err((
+                    format!("variants[{i}].model"),
+                    format!("more than {MAX_MODEL_PARAMS} parameters (check `hidden` and `input_size`)"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses `table` minus its tag key as a `T`; on failure, the offending key and the message.

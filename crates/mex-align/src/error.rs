@@ -39,13 +39,13 @@ pub enum Error {
         right: (usize, usize),
     },
     /// An image could not be decoded.
-    #[error("cannot decode image{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     Decode {
         /// The file, when the image came from one.
         path: Option<PathBuf>,
-        /// The decoder's error.
+        /// The decoder's error (corrupt, truncated, or past the decoder limits).
         #[source]
-        source: image::ImageError,
+        source: mex_core::CoreError,
     },
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]

@@ -31,6 +31,7 @@ pub mod mtcnn;
 pub mod pipeline;
 pub mod roi;
 pub mod template;
+pub mod track;
 
 pub use align::{AlignConfig, AlignedClip, Aligner, ClipMode};
 pub use batch::{detect_batch, FaceTracker, TrackerConfig};
@@ -38,6 +39,7 @@ pub use dlib::{DlibRect, ShapePredictor};
 pub use error::{Error, Result};
 pub use mtcnn::{Mtcnn, MtcnnConfig};
 pub use pipeline::{decode_image, load_image, AlignedFace, FacePipeline};
+pub use track::{dlib_box_from_points, MultiFaceTracker, MultiTrackerConfig, TrackedFace};
 
 use image::{GrayImage, RgbImage};
 use mex_core::{BBox, Landmarks};
@@ -58,6 +60,25 @@ pub struct Face {
 pub trait FaceDetector: Send + Sync {
     /// Detects the faces of an RGB image; an image without a face gives an empty list.
     fn detect(&self, img: &RgbImage) -> Result<Vec<Face>>;
+
+    /// Re-fits the faces near known boxes (tracking between full detections): for each box, the
+    /// face found there or `None`. The default runs [`Self::detect`] and takes, for each box, the
+    /// detection of highest overlap (IoU above 0.3); detectors with a cheaper local step (MTCNN's
+    /// O-Net) override it.
+    fn refine(&self, img: &RgbImage, boxes: &[BBox]) -> Result<Vec<Option<Face>>> {
+        let faces = self.detect(img)?;
+        Ok(boxes
+            .iter()
+            .map(|b| {
+                faces
+                    .iter()
+                    .map(|f| (f.bbox.iou(b), f))
+                    .filter(|(o, _)| *o > 0.3)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, f)| f.clone())
+            })
+            .collect())
+    }
 }
 
 /// A landmark model fitted inside a face box.

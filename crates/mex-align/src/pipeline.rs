@@ -7,16 +7,18 @@ use mex_core::{gray_f32_from_dynamic, GrayF32, Landmarks, Similarity};
 
 use crate::{Aligner, Error, Face, FaceDetector, LandmarkModel, Result};
 
-/// Decodes an image from bytes (any format the `image` crate was built with).
+/// Decodes an image from bytes (any format the `image` crate was built with), with the decoder
+/// limits of [`mex_core::decode_image_limited`]; a truncated JPEG is an error.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
-    image::load_from_memory(bytes).map_err(|source| Error::Decode { path: None, source })
+    mex_core::decode_image_limited(bytes).map_err(|source| Error::Decode { path: None, source })
 }
 
 /// Reads and decodes an image file.
 pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    image::load_from_memory(&bytes).map_err(|source| Error::Decode { path: Some(path.to_path_buf()), source })
+    mex_core::decode_image_limited(&bytes)
+        .map_err(|source| Error::Decode { path: Some(path.to_path_buf()), source })
 }
 
 /// One aligned face.

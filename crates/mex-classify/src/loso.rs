@@ -133,6 +133,8 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
                     reason: "fold was produced with a different configuration; use another out_dir".into(),
                 });
             }
+            check_fold(&f, ds, subject, cfg.model.num_classes())
+                .map_err(|reason| Error::Json { path: p.clone(), reason })?;
             f.resumed = true;
             return Ok(f);
         }
@@ -146,7 +148,7 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
     drop(train);
     let x = ds.batch(&test_idx, model.device())?;
     let probs = model.predict_proba(&x)?.to_vec2::<f32>()?;
-    let predictions = test_idx
+    let predictions: Vec<Prediction> = test_idx
         .iter()
         .zip(probs)
         .map(|(&i, p)| {
@@ -160,6 +162,13 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
             }
         })
         .collect();
+    let bad_probs = |p: &Prediction| p.probs.iter().any(|v| !v.is_finite());
+    let diverged = report.epochs.iter().find(|e| !e.train_loss.is_finite());
+    if diverged.is_some() || predictions.iter().any(bad_probs) {
+        // A diverged training: no fold file, so that a later resume does not read it back.
+        let (epoch, loss) = diverged.map_or((report.epochs.len(), f32::NAN), |e| (e.epoch, e.train_loss));
+        return Err(Error::NonFiniteLoss { epoch, loss });
+    }
     let result = FoldResult {
         subject: subject.to_string(),
         fingerprint: fp.to_string(),
@@ -181,6 +190,54 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
         std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
     }
     Ok(result)
+}
+
+/// Checks a fold result read back from disk against the dataset as strictly as a merge does:
+/// the subject, exactly the subject's samples once each with their labels, probability vectors of
+/// the model's width with finite values.
+fn check_fold(
+    f: &FoldResult,
+    ds: &Dataset,
+    subject: &str,
+    n_classes: usize,
+) -> std::result::Result<(), String> {
+    if f.subject != subject {
+        return Err(format!("holds subject `{}`, expected `{subject}`", f.subject));
+    }
+    let want: std::collections::HashMap<&str, u32> = ds
+        .indices_of(subject)
+        .iter()
+        .map(|&i| (ds.samples()[i].id.as_str(), ds.samples()[i].label))
+        .collect();
+    if f.predictions.len() != want.len() {
+        return Err(format!(
+            "has {} predictions for subject `{subject}`, which has {} samples",
+            f.predictions.len(),
+            want.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &f.predictions {
+        if !seen.insert(p.id.as_str()) {
+            return Err(format!("predicts sample `{}` twice", p.id));
+        }
+        match want.get(p.id.as_str()) {
+            None => {
+                return Err(format!("predicts sample `{}`, which is not one of subject `{subject}`'s", p.id))
+            }
+            Some(&l) if l != p.label => {
+                return Err(format!("gives sample `{}` label {}, the dataset {l}", p.id, p.label))
+            }
+            Some(_) => {}
+        }
+        if p.probs.len() != n_classes
+            || p.probs.iter().any(|v| !v.is_finite())
+            || p.pred as usize >= n_classes
+        {
+            return Err(format!("sample `{}` has invalid probabilities or prediction", p.id));
+        }
+    }
+    Ok(())
 }
 
 /// Runs LOSO over `ds`: one fold per subject (or per subject of `cfg.subjects`), each with fresh
@@ -272,4 +329,52 @@ pub fn predict_with_fold_weights_on(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::SampleInfo;
+
+    fn ds() -> Dataset {
+        let mut d = Dataset::new((1, 2, 2));
+        for (s, id, l) in [("a", "a1", 0), ("a", "a2", 1), ("b", "b1", 2)] {
+            let info = SampleInfo { subject: s.into(), id: id.into(), label: l };
+            d.push(info, &[0.0; 4]).unwrap();
+        }
+        d
+    }
+
+    fn pred(id: &str, label: u32) -> Prediction {
+        Prediction { subject: "a".into(), id: id.into(), label, pred: 0, probs: vec![0.5, 0.25, 0.25] }
+    }
+
+    fn fold(predictions: Vec<Prediction>) -> FoldResult {
+        FoldResult {
+            subject: "a".into(),
+            fingerprint: String::new(),
+            predictions,
+            epochs: vec![],
+            selected_epoch: 0,
+            elapsed_s: 0.0,
+            resumed: true,
+        }
+    }
+
+    #[test]
+    fn resumed_folds_are_checked_like_a_merge() {
+        let d = ds();
+        assert!(check_fold(&fold(vec![pred("a1", 0), pred("a2", 1)]), &d, "a", 3).is_ok());
+        let dup = check_fold(&fold(vec![pred("a1", 0), pred("a1", 0)]), &d, "a", 3).unwrap_err();
+        assert!(dup.contains("twice"), "{dup}");
+        let many =
+            check_fold(&fold(vec![pred("a1", 0), pred("a2", 1), pred("a2", 1)]), &d, "a", 3).unwrap_err();
+        assert!(many.contains("3 predictions"), "{many}");
+        assert!(check_fold(&fold(vec![pred("a1", 0), pred("b1", 2)]), &d, "a", 3).is_err());
+        assert!(check_fold(&fold(vec![pred("a1", 0), pred("a2", 2)]), &d, "a", 3).is_err());
+        let mut nan = pred("a2", 1);
+        nan.probs[1] = f32::NAN;
+        assert!(check_fold(&fold(vec![pred("a1", 0), nan]), &d, "a", 3).is_err());
+        assert!(check_fold(&fold(vec![pred("a1", 0), pred("a2", 1)]), &d, "b", 3).is_err());
+    }
 }

@@ -70,7 +70,7 @@ pub enum Selection {
 /// no weight decay, batch 256, 800 epochs, unweighted cross-entropy, samples in dataset order
 /// (the reference `DataLoader` does not shuffle), last epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Optimiser.
     pub optimizer: OptimizerKind,

@@ -41,6 +41,13 @@ enum Command {
 }
 
 fn main() {
+    #[cfg(unix)]
+    // SAFETY: runs first in `main`, before any other thread exists; it only restores SIGPIPE's
+    // default disposition, so that writing into a closed pipe (`mex ... | head`) ends the process
+    // quietly as other Unix tools do, instead of a panic inside `println!`.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Reproduce(_) | Command::Eval(_)) {
         // Training: freed step buffers stay with the process instead of being returned to the
@@ -59,6 +66,14 @@ fn main() {
         Command::Robustness(a) => cmd::robustness::run(a),
         Command::Data(a) => cmd::data::run(a),
     };
+    if std::env::var_os("MEX_PEAK_RSS").is_some() {
+        // For memory tests and benchmarks: the peak resident set size (Linux).
+        if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
+            if let Some(l) = s.lines().find(|l| l.starts_with("VmHWM:")) {
+                eprintln!("mex: peak RSS {}", l.trim_start_matches("VmHWM:").trim());
+            }
+        }
+    }
     if let Err(e) = result {
         eprintln!("mex: error: {e:#}");
         std::process::exit(2);

@@ -59,14 +59,17 @@ fn analyze_writes_numbers_not_faces() {
     let csv = std::fs::read_to_string(out.path().join("frames.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 31);
-    assert!(lines[0].starts_with("frame,timestamp,confidence,success,x_0"));
+    assert!(lines[0].starts_with("frame,face_id,timestamp,confidence,success,x_0"));
     // Natural order: img2 before img10, so row k is frame k at k/100 s.
-    assert!(lines[11].starts_with("10,0.100000,"));
-    let found = lines[1..].iter().filter(|l| l.split(',').nth(3) == Some("1")).count();
+    assert!(lines[11].starts_with("10,0,0.100000,"));
+    let found = lines[1..].iter().filter(|l| l.split(',').nth(4) == Some("1")).count();
     assert_eq!(found, 30, "the face is found in every frame");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("analysis.json")).unwrap()).unwrap();
     assert_eq!(json["n_frames"], 30);
+    // 30 frames at 100 fps are fewer than the spotting window: said in the JSON and on stderr.
+    assert!(json["warnings"][0].as_str().unwrap().contains("spotting window"), "{json}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spotting window"));
     assert_eq!(pngs_under(out.path()), 0, "no face image without --save-frames");
 
     let out2 = tempfile::tempdir().unwrap();

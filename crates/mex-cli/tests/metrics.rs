@@ -213,3 +213,37 @@ fn any_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn absurd_numbers_and_ambiguous_tables_exit_2_with_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = d.path().join("ok.csv");
+    std::fs::write(&ok, "label,pred\nnegative,negative\npositive,surprise\n").unwrap();
+    let one_line = |args: &[&str], needle: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mex")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+    };
+    let p = ok.to_str().unwrap();
+    one_line(&["metrics", "classify", p, "--bootstrap", "18446744073709551615"], "maximum of 100000");
+    one_line(&["metrics", "classify", p, "--bootstrap", "4294967296"], "maximum of 100000");
+    one_line(&["metrics", "classify", p, "--classes", "a,a"], "listed twice");
+    one_line(&["metrics", "classify", p, "--classes", "0,1,2"], "is a number");
+    let dup = d.path().join("dup.csv");
+    std::fs::write(&dup, "label,pred,pred\nnegative,negative,positive\n").unwrap();
+    one_line(&["metrics", "classify", dup.to_str().unwrap()], "duplicate column `pred`");
+    one_line(&["eval", "x.toml", "--jobs", "100000"], "maximum of 64");
+    one_line(&["reproduce", "ststnet", "--data", "x", "--train", "--parallel", "100000"], "maximum of 64");
+    one_line(&["reproduce", "ststnet", "--data", "x", "--train", "--epochs", "0"], "at least 1");
+    // Spotting intervals at the very end of the frame range match themselves.
+    let gt = d.path().join("gt.csv");
+    std::fs::write(&gt, "video,onset,offset\nv,18446744073709551610,18446744073709551615\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mex"))
+        .args(["metrics", "spot", "--gt", gt.to_str().unwrap(), "--pred", gt.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["tp"], 1, "{j}");
+}

@@ -27,6 +27,12 @@ pub enum CoreError {
         /// What was empty.
         what: &'static str,
     },
+    /// An image could not be decoded: a corrupt or truncated file, or one past the decoder limits.
+    #[error("cannot decode image: {reason}")]
+    Decode {
+        /// What went wrong.
+        reason: String,
+    },
     /// A value that must be finite is NaN or infinite.
     #[error("non-finite value in {what}")]
     NonFinite {

@@ -25,6 +25,39 @@ pub fn gray_f32_from_dynamic(img: &DynamicImage) -> Result<GrayF32> {
     GrayF32::from_raw(w, h, data).ok_or(CoreError::Empty { what: "image" })
 }
 
+/// Largest image side any mex decoder accepts, pixels.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Largest allocation any mex image decoder makes, bytes (1 GiB).
+pub const MAX_IMAGE_ALLOC: u64 = 1 << 30;
+
+/// Decodes an image file's bytes with resource limits ([`MAX_IMAGE_SIDE`] per side,
+/// [`MAX_IMAGE_ALLOC`] bytes), so that a small file declaring a huge image (a decompression bomb)
+/// is an error, not an allocation; and rejects a truncated JPEG (no end-of-image marker after its
+/// last scan), which the decoder would otherwise fill in silently.
+pub fn decode_image_limited(bytes: &[u8]) -> Result<DynamicImage> {
+    let err = |reason: String| CoreError::Decode { reason };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(err("truncated JPEG: no end-of-image marker after the last scan".into()));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader.decode().map_err(|e| err(e.to_string()))
+}
+
+/// Whether a JPEG stream has an end-of-image marker (`FF D9`) after its last start-of-scan
+/// (`FF DA`); inside entropy-coded data `FF` is always stuffed, so the markers are unambiguous.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let last_sos = b.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let last_eoi = b.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    matches!((last_sos, last_eoi), (Some(s), Some(e)) if e > s)
+}
+
 /// Converts a [`GrayF32`] (0..255) to 8-bit, rounding and clamping.
 pub fn gray_f32_to_luma8(img: &GrayF32) -> GrayImage {
     let (w, h) = img.dimensions();
@@ -35,6 +68,44 @@ pub fn gray_f32_to_luma8(img: &GrayF32) -> GrayImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoder_limits_and_truncated_jpegs() {
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
+        let mut jpg = Vec::new();
+        image::DynamicImage::ImageRgb8(img.clone())
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_image_limited(&jpg).is_ok());
+        assert!(decode_image_limited(&jpg[..jpg.len() * 2 / 3]).is_err(), "a truncated JPEG is an error");
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(decode_image_limited(&png).is_ok());
+        assert!(decode_image_limited(&png[..png.len() / 2]).is_err(), "a truncated PNG is an error");
+        // A PNG header that declares 20000 x 20000 pixels: refused before any allocation.
+        let mut bomb = png[..33].to_vec();
+        bomb[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        bomb.extend_from_slice(&png[33..]);
+        let e = decode_image_limited(&bomb).unwrap_err().to_string();
+        assert!(e.contains("limit") || e.contains("Limit") || e.contains("dimensions"), "{e}");
+        assert!(decode_image_limited(b"not an image").is_err());
+    }
+
+    fn crc32(b: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &x in b {
+            c ^= u32::from(x);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
 
     #[test]
     fn round_trip_luma8() {

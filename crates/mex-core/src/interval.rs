@@ -25,9 +25,10 @@ impl Interval {
         Ok(Self { onset, apex, offset })
     }
 
-    /// Number of frames, `offset - onset + 1`.
+    /// Number of frames, `offset - onset + 1` (saturating at `usize::MAX` for the one interval
+    /// `[0, usize::MAX]` whose length does not fit).
     pub fn len(&self) -> usize {
-        self.offset - self.onset + 1
+        (self.offset - self.onset).saturating_add(1)
     }
 
     /// Always false: an interval holds at least one frame.
@@ -43,10 +44,12 @@ impl Interval {
     /// Intersection over union of the frame sets `[onset, offset]` (inclusive), as in the MEGC
     /// spotting protocol.
     pub fn iou(&self, other: &Interval) -> f64 {
+        // In u128: lengths up to 2^64 and their sum cannot overflow.
+        let len = |i: &Interval| u128::from(i.offset as u64) - u128::from(i.onset as u64) + 1;
         let lo = self.onset.max(other.onset);
         let hi = self.offset.min(other.offset);
-        let inter = if hi >= lo { hi - lo + 1 } else { 0 };
-        let union = self.len() + other.len() - inter;
+        let inter = if hi >= lo { u128::from(hi as u64) - u128::from(lo as u64) + 1 } else { 0 };
+        let union = len(self) + len(other) - inter;
         inter as f64 / union as f64
     }
 }
@@ -63,5 +66,17 @@ mod tests {
         assert_eq!(a.iou(&a), 1.0);
         assert_eq!(a.iou(&Interval::new(20, 20, 20).unwrap()), 0.0);
         assert!(Interval::new(3, 2, 4).is_err());
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        let m = usize::MAX;
+        let top = Interval::new(m - 2, m - 1, m).unwrap();
+        assert_eq!(top.len(), 3);
+        assert_eq!(top.iou(&top), 1.0);
+        let all = Interval::new(0, 0, m).unwrap();
+        assert_eq!(all.len(), m);
+        assert_eq!(all.iou(&all), 1.0);
+        assert!(all.iou(&top) > 0.0);
     }
 }

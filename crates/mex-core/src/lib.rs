@@ -21,7 +21,10 @@ mod labels;
 pub use error::{CoreError, Result};
 pub use flow::FlowField;
 #[cfg(feature = "image")]
-pub use frame::{gray_f32_from_dynamic, gray_f32_from_luma8, gray_f32_to_luma8, GrayF32};
+pub use frame::{
+    decode_image_limited, gray_f32_from_dynamic, gray_f32_from_luma8, gray_f32_to_luma8, GrayF32,
+    MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
+};
 pub use geometry::{BBox, LandmarkScheme, Landmarks, Point2, Similarity};
 pub use interval::Interval;
 pub use labels::ClassSet;

@@ -109,6 +109,24 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A video could not be opened or decoded (FFmpeg's reason, cut to one line).
+    #[error("video {path}: {reason}")]
+    Video {
+        /// The video file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The FFmpeg programs needed to read videos are not installed.
+    #[error(
+        "reading videos needs FFmpeg, and `{program}` was not found: install FFmpeg (Debian/Ubuntu: \
+         apt-get install ffmpeg; macOS: brew install ffmpeg; or set MEX_FFMPEG and MEX_FFPROBE), \
+         or give a folder of frames"
+    )]
+    FfmpegMissing {
+        /// The program looked for.
+        program: String,
+    },
     /// A configuration value or argument is out of range.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
     InvalidParam {

@@ -41,10 +41,12 @@ fn onset_offset(sample: &Sample) -> Result<(usize, usize)> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DiskFrames;
 
-/// Reads one image file as a gray frame (0..255).
+/// Reads one image file as a gray frame (0..255), with the decoder limits of
+/// [`mex_core::decode_image_limited`] (a truncated JPEG or a decompression bomb is an error).
 pub fn read_gray(path: &Path) -> Result<GrayF32> {
-    let img =
-        image::open(path).map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    let img = mex_core::decode_image_limited(&bytes)
+        .map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })?;
     Ok(gray_f32_from_dynamic(&img)?)
 }
 

@@ -7,7 +7,9 @@
 //! * [`megc`]: the MEGC2019 composite (3-class) protocol as code;
 //! * [`synth`]: a synthetic generator (a real, public-domain face animated with facial-action
 //!   displacement fields) with exact ground-truth flow, intervals and labels;
-//! * [`FrameSource`]: frames in memory from disk or from the generator, through one trait.
+//! * [`FrameSource`]: frames in memory from disk or from the generator, through one trait;
+//! * [`video`]: whole recordings streamed frame by frame ([`FrameStream`]): video files (FFmpeg)
+//!   and folders of frames, with presentation timestamps.
 //!
 //! Privacy: the library never writes face images unless the caller asks for them.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -21,8 +23,10 @@ pub mod sample;
 pub mod split;
 pub mod synth;
 pub mod table;
+pub mod video;
 
 pub use error::{Error, Result};
 pub use frames::{DiskFrames, FrameSource};
 pub use sample::{Dataset, Sample};
 pub use split::{kfold_by_subject, leave_one_dataset_out, loso, Fold};
+pub use video::{open_frames, Frame, FrameStream, StreamInfo};

@@ -235,6 +235,99 @@ impl Mtcnn {
         rayon::join(run, || ()).0
     }
 
+    /// Re-fits faces at given boxes with O-Net alone (the last MTCNN stage): for each box, the
+    /// face O-Net finds in its squared window (refined box, score, five landmarks), or `None`
+    /// where O-Net's score is at or below the third threshold. This is the cheap per-frame step
+    /// of [`crate::MultiFaceTracker`] between full detections (about one 48x48 network pass per
+    /// face instead of the whole pyramid).
+    pub fn refine_rgb(&self, img: &RgbImage, boxes: &[BBox]) -> Result<Vec<Option<Face>>> {
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Err(Error::BadImage { width: w, height: h, reason: "empty image".into() });
+        }
+        let mut out: Vec<Option<Face>> = vec![None; boxes.len()];
+        if boxes.is_empty() {
+            return Ok(out);
+        }
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.config.max_pixels {
+            // Same downscaling as detection: the integral images must stay exact.
+            let f = (self.config.max_pixels as f64 / pixels as f64).sqrt();
+            let nw = ((f64::from(w) * f).floor() as u32).max(1);
+            let nh = ((f64::from(h) * f).floor() as u32).max(1);
+            let small = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+            let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
+            let scaled: Vec<BBox> =
+                boxes.iter().map(|b| BBox::new(b.x0 / sx, b.y0 / sy, b.x1 / sx, b.y1 / sy)).collect();
+            return Ok(self
+                .refine_rgb(&small, &scaled)?
+                .into_iter()
+                .map(|f| {
+                    f.map(|mut f| {
+                        f.bbox = BBox::new(f.bbox.x0 * sx, f.bbox.y0 * sy, f.bbox.x1 * sx, f.bbox.y1 * sy);
+                        for p in &mut f.landmarks.points {
+                            *p = Point2::new(p.x * sx, p.y * sy);
+                        }
+                        f
+                    })
+                })
+                .collect());
+        }
+        let cands: Vec<Cand> = boxes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                [b.x0, b.y0, b.x1, b.y1].iter().all(|v| v.is_finite()) && b.x1 > b.x0 && b.y1 > b.y0
+            })
+            .map(|(i, b)| {
+                // Slot 5 carries the box's index through the crop stage.
+                let mut c = [b.x0, b.y0, b.x1, b.y1, 0.0, i as f32, 0.0, 0.0, 0.0];
+                rerec(&mut c);
+                c
+            })
+            .collect();
+        let thresh = self.config.thresholds[2];
+        let mut found: Vec<(usize, Face)> = Vec::new();
+        let mut err = None;
+        with_scratch(&IMAGE, |im| {
+            im.load(img);
+            self.run_on_crops(
+                im,
+                &cands,
+                48,
+                |c| self.onet.run(c),
+                |b, o| {
+                    let score = o[14];
+                    if score > thresh {
+                        let wi = b[2] - b[0] + 1.0;
+                        let hi = b[3] - b[1] + 1.0;
+                        let pts = (0..5)
+                            .map(|j| Point2::new(wi * o[4 + j] + b[0] - 1.0, hi * o[9 + j] + b[1] - 1.0))
+                            .collect();
+                        let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
+                        bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                        match Landmarks::new(LandmarkScheme::Five, pts) {
+                            Ok(landmarks) => found.push((
+                                b[5] as usize,
+                                Face { bbox: BBox::new(c[0], c[1], c[2], c[3]), score, landmarks },
+                            )),
+                            Err(e) => err = Some(e),
+                        }
+                    }
+                },
+            )
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        for (i, f) in found {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(f);
+            }
+        }
+        Ok(out)
+    }
+
     /// P-Net over the pyramid, per-scale NMS 0.5, cross-scale NMS 0.7, regression, squaring.
     fn stage1(&self, im: &Image3) -> Result<Vec<Cand>> {
         let scales = self.scales(im.w, im.h);
@@ -402,6 +495,10 @@ impl Mtcnn {
 impl FaceDetector for Mtcnn {
     fn detect(&self, img: &RgbImage) -> Result<Vec<Face>> {
         self.detect_rgb(img)
+    }
+
+    fn refine(&self, img: &RgbImage, boxes: &[BBox]) -> Result<Vec<Option<Face>>> {
+        self.refine_rgb(img, boxes)
     }
 }
 

@@ -83,7 +83,10 @@ pub fn run(args: AlignArgs) -> anyhow::Result<()> {
             Some((_, landmarks)) => {
                 let t = pipeline.aligner.transform(landmarks).context("estimating the alignment")?;
                 let crop = pipeline.aligner.warp_rgb(&img.to_rgb8(), &t)?;
-                crop.save(out).with_context(|| format!("cannot write {}", out.display()))?;
+                let mut outputs = super::Outputs::default();
+                let tmp = outputs.tmp(out)?;
+                crop.save(&tmp).with_context(|| format!("cannot write {}", out.display()))?;
+                outputs.commit()?;
                 if !args.json {
                     println!("aligned {0}x{0} crop written to {1}", args.size, out.display());
                 }

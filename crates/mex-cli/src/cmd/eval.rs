@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub merge: bool,
     /// Folds trained at once (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_jobs)]
     pub jobs: usize,
     /// No progress bars.
     #[arg(long, short)]

@@ -34,8 +34,7 @@ pub struct FlowArgs {
 
 /// Reads an image file as a gray `f32` frame (0..255).
 pub(crate) fn read_gray(path: &Path) -> Result<mex_flow::GrayF32> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    mex_core::gray_f32_from_dynamic(&img).with_context(|| format!("invalid image {}", path.display()))
+    Ok(mex_data::frames::read_gray(path)?)
 }
 
 /// Runs `mex flow`.
@@ -59,19 +58,25 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let t0 = Instant::now();
     let flow = est.estimate(&f0, &f1).context("flow estimation failed")?;
     let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // All requested files or none.
+    let mut outputs = super::Outputs::default();
     if let Some(p) = &args.out {
-        mex_flow::io::write_flo_file(p, &flow).with_context(|| format!("cannot write {}", p.display()))?;
+        let tmp = outputs.tmp(p)?;
+        mex_flow::io::write_flo_file(&tmp, &flow).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &args.viz {
-        mex_flow::viz::save_flow_png(p, &flow, None)
+        let tmp = outputs.tmp(p)?;
+        mex_flow::viz::save_flow_png(&tmp, &flow, None)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &args.strain {
+        let tmp = outputs.tmp(p)?;
         let s = mex_flow::strain::optical_strain(&flow, &mex_flow::strain::StrainConfig::ststnet());
         let (w, h) = flow.size();
-        mex_flow::viz::save_plane_png(p, &s, w, h)
+        mex_flow::viz::save_plane_png(&tmp, &s, w, h)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
+    outputs.commit()?;
     let mean = flow.mean_magnitude();
     if args.json {
         let v = serde_json::json!({

@@ -47,11 +47,13 @@ pub struct ClassifyArgs {
     pub json: bool,
     /// Class set: `megc3` (negative, positive, surprise), `casme2_5`, or a comma-separated list of
     /// names (index = position). Integers in the CSV must be below the number of classes.
-    #[arg(long, default_value = "megc3")]
-    pub classes: String,
+    /// Default: `megc3` when any label is a MEGC name or index, else the distinct names in the
+    /// file, sorted (said on stderr).
+    #[arg(long)]
+    pub classes: Option<String>,
     /// Percentile bootstrap CIs of UF1 and UAR with this many resamples (0 = off); resamples
     /// subjects when a `subject` column exists, samples otherwise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_resamples)]
     pub bootstrap: usize,
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
@@ -115,8 +117,8 @@ impl Table {
         let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
         let mut columns = HashMap::new();
         for (i, h) in header.iter().enumerate() {
-            if !h.is_empty() {
-                columns.insert(h.to_ascii_lowercase(), i);
+            if !h.is_empty() && columns.insert(h.to_ascii_lowercase(), i).is_some() {
+                bail!("{shown}: duplicate column `{}` in the header", super::shown_value(h));
             }
         }
         let mut rows = Vec::new();
@@ -177,15 +179,58 @@ fn class_set(spec: &str) -> Result<ClassSet> {
             if names.is_empty() {
                 bail!("--classes: expected megc3, casme2_5 or a comma-separated list of class names");
             }
+            for (i, n) in names.iter().enumerate() {
+                if names[..i].contains(n) {
+                    bail!("--classes: class `{}` is listed twice", super::shown_value(n));
+                }
+                if n.parse::<f64>().is_ok() {
+                    bail!(
+                        "--classes: class name `{}` is a number, which would be ambiguous with a class \
+                         index; use names such as c{}",
+                        super::shown_value(n),
+                        super::shown_value(n)
+                    );
+                }
+            }
             Ok(ClassSet::new("custom", &names))
         }
     }
 }
 
 fn classify(a: &ClassifyArgs) -> Result<String> {
-    let classes = class_set(&a.classes)?;
     let t = Table::read(&a.pred)?;
     let (cl, cp) = (t.column("label")?, t.column("pred")?);
+    let classes = match &a.classes {
+        Some(spec) => class_set(spec)?,
+        None => {
+            let megc = ClassSet::megc3();
+            let mut names: Vec<String> = Vec::new();
+            for row in 0..t.rows.len() {
+                for (col, name) in [(cl, "label"), (cp, "pred")] {
+                    let v = t.cell(row, col, name)?;
+                    if !names.iter().any(|n| n == v) {
+                        names.push(v.to_string());
+                    }
+                }
+            }
+            if names.is_empty() || names.iter().any(|n| megc.parse(n).is_ok()) {
+                // MEGC names (or indices), possibly with a typo: read as MEGC, so that an unknown
+                // class is reported with its row.
+                megc
+            } else if names.iter().any(|n| n.parse::<f64>().is_ok()) {
+                bail!(
+                    "{}: the labels mix numbers and names that are not the MEGC classes; give the class \
+                     set with --classes",
+                    a.pred.display()
+                );
+            } else {
+                names.sort();
+                eprintln!("mex: classes inferred from {}: {}", a.pred.display(), names.join(", "));
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                ClassSet::new("inferred", &refs)
+            }
+        }
+    };
     let optional = |name: &str| t.columns.get(name).copied();
     let (cs, cd, cg) = (optional("subject"), optional("dataset"), optional("group"));
     if t.rows.is_empty() {

@@ -11,6 +11,90 @@ pub mod reproduce;
 pub mod robustness;
 pub mod spot;
 
+/// Most bootstrap resamples or permutations a flag accepts.
+pub const MAX_RESAMPLES: usize = 100_000;
+/// Most threads (parallel folds) a flag accepts; 0 means one per core.
+pub const MAX_JOBS: usize = 64;
+/// Most training epochs a flag accepts.
+pub const MAX_EPOCHS: usize = 100_000;
+
+fn parse_bounded(s: &str, max: usize, what: &str) -> Result<usize, String> {
+    let v: usize = s.trim().parse().map_err(|_| format!("`{}` is not a whole number", shown_value(s)))?;
+    if v > max {
+        return Err(format!("{v} {what} is more than the maximum of {max}"));
+    }
+    Ok(v)
+}
+
+/// Parses a resample or permutation count (0..=[`MAX_RESAMPLES`]).
+pub fn parse_resamples(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_RESAMPLES, "resamples")
+}
+
+/// Parses a thread count (0 = one per core, at most [`MAX_JOBS`]).
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_JOBS, "threads")
+}
+
+/// Parses an epoch count (1..=[`MAX_EPOCHS`]).
+pub fn parse_epochs(s: &str) -> Result<usize, String> {
+    let v = parse_bounded(s, MAX_EPOCHS, "epochs")?;
+    if v == 0 {
+        return Err("0 epochs: need at least 1".into());
+    }
+    Ok(v)
+}
+
+/// Output files written all or nothing: each goes to a temporary file beside its final path
+/// (same extension, so image writers pick the same format), and [`Outputs::commit`] renames them
+/// all into place; dropped before that (an error on the way), it removes every temporary file.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Outputs {
+    /// The temporary path to write `path`'s content to; errors when its folder does not exist
+    /// or `path` is a folder.
+    pub fn tmp(&mut self, path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            anyhow::bail!("{}: the folder {} does not exist", path.display(), dir.display());
+        }
+        if path.is_dir() {
+            anyhow::bail!("{}: is a folder, expected a file name", path.display());
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp-{}{ext}", std::process::id()));
+        self.files.push((tmp.clone(), path.to_path_buf()));
+        Ok(tmp)
+    }
+
+    /// Renames every temporary file into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        for (tmp, path) in std::mem::take(&mut self.files) {
+            std::fs::rename(&tmp, &path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.files {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// A value from the user for a message: at most 60 characters, control characters escaped.
+pub fn shown_value(s: &str) -> String {
+    let cut: String = s.chars().take(60).collect();
+    let more = if s.chars().count() > 60 { "..." } else { "" };
+    format!("{}{more}", cut.escape_debug())
+}
+
 /// A plain-text table of an experiment report's variants.
 pub fn summary_table(r: &mex::experiment::Report) -> String {
     use std::fmt::Write as _;

@@ -41,7 +41,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub train: bool,
     /// Training epochs per fold (with --train).
-    #[arg(long, default_value_t = 800, requires = "train")]
+    #[arg(long, default_value_t = 800, requires = "train", value_parser = super::parse_epochs)]
     pub epochs: usize,
     /// Seed of initialisation and dropout (with --train).
     #[arg(long, default_value_t = 0)]
@@ -54,7 +54,7 @@ pub struct ReproduceArgs {
     #[arg(long, requires = "train")]
     pub folds_dir: Option<PathBuf>,
     /// Folds trained in parallel (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_jobs)]
     pub parallel: usize,
     /// Device for inference with released weights: `cpu`, or `cuda` (CUDA device 0; needs a
     /// build with `--features cuda`). Training always runs on the CPU.
@@ -167,12 +167,16 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             .with_context(|| format!("running the per-fold weights of {}", weights.display()))?
     };
     if let Some(p) = &args.predictions_out {
-        let mut w = csv::Writer::from_path(p).with_context(|| format!("creating {}", p.display()))?;
+        let mut outputs = super::Outputs::default();
+        let tmp = outputs.tmp(p)?;
+        let mut w = csv::Writer::from_path(&tmp).with_context(|| format!("creating {}", p.display()))?;
         w.write_record(["subject", "file", "label", "pred"])?;
         for q in &preds {
             w.write_record([q.subject.as_str(), q.id.as_str(), &q.label.to_string(), &q.pred.to_string()])?;
         }
         w.flush().with_context(|| format!("writing {}", p.display()))?;
+        drop(w);
+        outputs.commit()?;
     }
     let r = report(&preds, t0.elapsed().as_secs_f64())?;
     if args.json {

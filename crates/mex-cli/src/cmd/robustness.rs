@@ -19,7 +19,7 @@ pub struct RobustnessArgs {
     #[arg(long = "kind")]
     pub kinds: Vec<String>,
     /// Folds trained at once (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse_jobs)]
     pub jobs: usize,
     /// No progress bars.
     #[arg(long, short)]
