@@ -2,6 +2,7 @@
 
 use crate::{Error, Result};
 use mex_classify::{ModelConfig, TrainConfig};
+use mex_data::manifest::{DataFiles, MegcFiles};
 use mex_flow::strain::StstnetInputConfig;
 use mex_flow::FlowConfig;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,26 @@ pub enum DatasetSpec {
         /// The `inputs` folder.
         path: PathBuf,
     },
+    /// CASME II as shipped: `coding` (the coding spreadsheet), `frames` (the folder holding
+    /// `sub01`, ...) and `release` (`raw`, default, or `cropped`). Labels: the 5-class set.
+    Casme2(DataFiles),
+    /// SAMM (short clips) as shipped: `coding` and `frames`. Labels: SAMM's 8 emotions.
+    Samm(DataFiles),
+    /// SMIC-HS as shipped: `frames` (the `HS` folder). Labels: negative, positive, surprise.
+    Smic(DataFiles),
+    /// CAS(ME)² as shipped: `coding` and `frames` (`rawpic`). One sample per annotated movement,
+    /// labelled macro / micro.
+    #[serde(alias = "casme-sq")]
+    CasmeSq(DataFiles),
+    /// SAMM Long Videos as shipped: `coding` and `frames`. One sample per annotated movement,
+    /// labelled macro / micro.
+    #[serde(alias = "samm-lv")]
+    SammLv(DataFiles),
+    /// The MEGC2019 composite (3 classes) from CASME II, SAMM and SMIC-HS as shipped: tables
+    /// `casme2`, `samm`, `smic` (each with the keys above) and `exclusions` (`official`, default,
+    /// or `meb`).
+    #[serde(alias = "megc")]
+    Megc2019(MegcFiles),
 }
 
 /// Parameters of a synthetic dataset (a subset of `mex_data::synth::SynthDatasetConfig`).
@@ -424,6 +445,16 @@ fn locate_in_tagged_tables(text: &str) -> Option<(String, String)> {
                 return Some(hit);
             }
         }
+        let files_hit = match ds.get("kind").and_then(|k| k.as_str()) {
+            Some("casme2" | "samm" | "smic" | "casme_sq" | "casme-sq" | "samm_lv" | "samm-lv") => {
+                probe::<DataFiles>(ds, "kind", "dataset")
+            }
+            Some("megc2019" | "megc") => probe::<MegcFiles>(ds, "kind", "dataset"),
+            _ => None,
+        };
+        if files_hit.is_some() {
+            return files_hit;
+        }
     }
     let variants = doc.get("variants").and_then(|v| v.as_array())?;
     for (i, v) in variants.iter().enumerate() {
@@ -541,5 +572,54 @@ flow = { method = "farneback" }
         assert!(e.contains("variants"), "{e}");
         let e = err_of(&MINIMAL.replace("[[variants]]", "[protocol]\nkind = \"kfold\"\nk = 1\n[[variants]]"));
         assert!(e.contains("protocol.k"), "{e}");
+    }
+
+    #[test]
+    fn dataset_kinds_name_the_data_as_shipped() {
+        use mex_data::manifest::{MegcExclusions, Release};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/experiments/");
+        let mut seen = Vec::new();
+        for f in [
+            "casme2_ststnet.toml",
+            "samm_ststnet.toml",
+            "smic_ststnet.toml",
+            "casme_sq_micro_macro.toml",
+            "samm_lv_micro_macro.toml",
+            "megc2019_ststnet.toml",
+        ] {
+            let c = ExperimentConfig::from_file(Path::new(&format!("{dir}{f}"))).unwrap();
+            seen.push(std::mem::discriminant(&c.dataset));
+            match &c.dataset {
+                DatasetSpec::Casme2(d) => {
+                    assert_eq!(d.release, Some(Release::Cropped));
+                    assert!(d.coding.as_ref().unwrap().ends_with("CASME2-coding-20140508.xlsx"));
+                }
+                DatasetSpec::Smic(d) => assert!(d.coding.is_none() && d.frames.ends_with("HS")),
+                DatasetSpec::Megc2019(m) => {
+                    assert_eq!(m.exclusions, MegcExclusions::Official);
+                    assert_eq!(m.casme2.release, Some(Release::Cropped));
+                    assert_eq!(c.protocol, Protocol::Composite);
+                }
+                DatasetSpec::Samm(_) | DatasetSpec::CasmeSq(_) | DatasetSpec::SammLv(_) => {}
+                other => panic!("{f}: {other:?}"),
+            }
+        }
+        seen.dedup();
+        assert_eq!(seen.len(), 6);
+        let base = "name = \"t\"\n[[variants]]\nname = \"a\"\n[dataset]\n";
+        let ok = |ds: &str| ExperimentConfig::from_toml_str(&format!("{base}{ds}"), "x.toml");
+        let c = ok("kind = \"casme-sq\"\ncoding = \"c.xlsx\"\nframes = \"rawpic\"\n").unwrap();
+        assert!(matches!(c.dataset, DatasetSpec::CasmeSq(_)));
+        // Unknown or misspelt keys are named.
+        let e = ok("kind = \"casme2\"\ncoding = \"c.xlsx\"\nframe = \"f\"\n").unwrap_err().to_string();
+        assert!(e.contains("frame"), "{e}");
+        let e = ok("kind = \"casme2\"\ncoding = \"c.xlsx\"\nframes = \"f\"\nrelease = \"crop\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dataset") && e.contains("crop"), "{e}");
+        let e = ok("kind = \"megc2019\"\ncasme2 = { frames = \"f\" }\nsamm = { frames = \"f\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("smic"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 use super::config::{AlignSpec, DatasetSpec, Protocol, SyntheticSpec, VariantConfig};
 use crate::{Error, Result};
 use mex_core::{ClassSet, GrayF32};
+use mex_data::manifest::{DatasetKind, IndexOptions, MissingFrames};
 use mex_data::synth::{HeadMotion, SynthConfig, SynthDataset, SynthDatasetConfig};
 use mex_data::FrameSource;
 use rand::seq::SliceRandom;
@@ -10,6 +11,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
+
+/// Datasets named in an experiment file must be complete: a missing frame is an error.
+const STRICT: IndexOptions = IndexOptions { missing_frames: MissingFrames::Error };
 
 /// One labelled sample as the experiment sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +103,16 @@ impl Corpus {
                     .map_err(|e| Error::stage("data", path.display().to_string(), e))?;
                 Self::from_frames(manifest, Box::new(mex_data::DiskFrames))
             }
+            DatasetSpec::Casme2(f) => Self::from_files(DatasetKind::Casme2, f),
+            DatasetSpec::Samm(f) => Self::from_files(DatasetKind::Samm, f),
+            DatasetSpec::Smic(f) => Self::from_files(DatasetKind::Smic, f),
+            DatasetSpec::CasmeSq(f) => Self::from_files(DatasetKind::CasmeSq, f),
+            DatasetSpec::SammLv(f) => Self::from_files(DatasetKind::SammLv, f),
+            DatasetSpec::Megc2019(f) => {
+                let r = mex_data::manifest::index_megc_files(f, &STRICT)
+                    .map_err(|e| Error::stage("data", "megc2019", e))?;
+                Self::from_frames(r.dataset, Box::new(mex_data::DiskFrames))
+            }
             DatasetSpec::StstnetInputs { path } => {
                 let ds = mex_classify::data::load_ststnet_inputs(path)
                     .map_err(|e| Error::stage("data", path.display().to_string(), e))?;
@@ -122,6 +136,14 @@ impl Corpus {
                 })
             }
         }
+    }
+
+    /// A dataset read as shipped; a clip whose frames are missing is an error naming the coding
+    /// file's row (index with `mex data index` and use `kind = "manifest"` to leave such clips out).
+    fn from_files(kind: DatasetKind, files: &mex_data::manifest::DataFiles) -> Result<Self> {
+        let r = mex_data::manifest::index(kind, files, &STRICT)
+            .map_err(|e| Error::stage("data", kind.name(), e))?;
+        Self::from_frames(r.dataset, Box::new(mex_data::DiskFrames))
     }
 
     pub(crate) fn from_frames(
@@ -248,6 +270,17 @@ impl Corpus {
         on_sample: &(dyn Fn() + Sync),
     ) -> Result<mex_classify::Dataset> {
         let shape = variant.model.input_shape();
+        if variant.model.num_classes() != self.classes.len() {
+            return Err(Error::Invalid(format!(
+                "variant `{}`: the model has {} outputs but the dataset has {} classes ({}: {}); set model.num_classes = {}",
+                variant.name,
+                variant.model.num_classes(),
+                self.classes.len(),
+                self.classes.name,
+                self.classes.names.join(", "),
+                self.classes.len()
+            )));
+        }
         let computed: Vec<Vec<f32>>;
         let inputs: &[Vec<f32>] = match &self.source {
             Source::Precomputed { inputs, shape: s } => {

@@ -38,6 +38,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Screening study: compare two groups over facial indicators (effect sizes, AUC, ICC, classifier).
     Study(cmd::study::StudyArgs),
+    /// Index a dataset as shipped into a manifest, check its frames, and print its statistics.
+    Data(cmd::data::DataArgs),
 }
 
 fn main() {
@@ -65,6 +67,7 @@ fn main() {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Robustness(a) => cmd::robustness::run(a),
         Command::Study(a) => cmd::study::run(a),
+        Command::Data(a) => cmd::data::run(a),
     };
     if std::env::var_os("MEX_PEAK_RSS").is_some() {
         // For memory tests and benchmarks: the peak resident set size (Linux).

@@ -17,6 +17,7 @@
 mod error;
 pub mod frames;
 pub mod loaders;
+pub mod manifest;
 pub mod megc;
 pub mod sample;
 pub mod split;

@@ -2,6 +2,7 @@
 
 pub mod align;
 pub mod analyze;
+pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod flow;

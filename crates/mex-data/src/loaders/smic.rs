@@ -67,7 +67,7 @@ fn split_numbered(name: &str) -> Option<(String, usize, usize, String)> {
 }
 
 /// Infers `(pattern, first, last)` when the frames are `prefix` + consecutive numbers.
-fn infer_pattern(files: &[PathBuf]) -> Option<(String, usize, usize)> {
+pub(crate) fn infer_pattern(files: &[PathBuf]) -> Option<(String, usize, usize)> {
     let parts: Vec<_> = files.iter().map(|f| split_numbered(&file_name(f))).collect::<Option<Vec<_>>>()?;
     let (prefix, _, _, ext) = parts.first()?.clone();
     if parts.iter().any(|p| p.0 != prefix || p.3 != ext) {
