@@ -9,10 +9,9 @@ use mex_classify::{predict_with_fold_weights, ModelConfig, StstnetConfig};
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("MEX_TEST_DATA").unwrap_or_default()).join("ststnet-composite"));
+    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("MEX_TEST_DATA").unwrap_or_default()).join("ststnet-composite")
+    });
     let ds = load_ststnet_inputs(&dir)?;
     let cfg = ModelConfig::Ststnet(StstnetConfig::default());
     let preds = predict_with_fold_weights(&ds, &cfg, &dir.join("weights"))?;
