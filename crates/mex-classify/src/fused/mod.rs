@@ -21,8 +21,8 @@
 //! Determinism: samples are processed in fixed blocks whose partial sums are added in block
 //! order, so results do not depend on the number of threads. The kernels use fused multiply-add
 //! where the CPU has it (AVX2+FMA, detected at run time by [`mex_core::simd`]; `MEX_SIMD`
-//! caps the instruction set), so two machines with different
-//! instruction sets may differ in the last bits.
+//! caps the instruction set), so two machines with different instruction sets may differ in
+//! the last bits.
 //!
 //! Layout: this file holds the candle custom op (argument checks, caches, batching over
 //! threads); `kernels.rs` the per-sample compute kernels; `tests.rs` the checks.
