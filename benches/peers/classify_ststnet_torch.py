@@ -269,7 +269,8 @@ def mode_compare(data, reps):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["fixture", "logits", "bench", "compare", "train"])
-    ap.add_argument("--data", default=os.environ.get("MEX_TEST_DATA", "../shared/data") + "/ststnet-composite")
+    ap.add_argument("--data", default=os.path.join(os.environ.get("MEX_TEST_DATA", "."), "ststnet-composite"),
+                    help="the released STSTNet inputs and weights (default: $MEX_TEST_DATA/ststnet-composite)")
     ap.add_argument("--out", default="crates/mex-classify/tests/fixtures")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=800)

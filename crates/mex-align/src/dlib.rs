@@ -16,6 +16,7 @@ use mex_core::{BBox, LandmarkScheme, Landmarks, Point2};
 
 use crate::{Error, LandmarkModel, Result};
 
+#[doc(hidden)]
 /// One split node: go left when `pixel[idx1] - pixel[idx2] > thresh`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Split {
@@ -27,6 +28,7 @@ pub struct Split {
     pub thresh: f32,
 }
 
+#[doc(hidden)]
 /// A complete binary regression tree stored as dlib stores it (splits in breadth-first order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegressionTree {
@@ -48,8 +50,19 @@ fn leaf_index(splits: &[Split], pixels: &[f32]) -> usize {
 }
 
 /// A dlib shape predictor (e.g. `shape_predictor_68_face_landmarks.dat`). Build it with
-/// [`ShapePredictor::from_file`], [`ShapePredictor::from_bytes`] or [`ShapePredictor::new`];
+/// [`ShapePredictor::from_file`] or [`ShapePredictor::from_bytes`];
 /// every constructor validates the model, so prediction cannot panic.
+///
+/// ```no_run
+/// use mex_align::{DlibRect, ShapePredictor};
+/// # fn main() -> mex_align::Result<()> {
+/// // dlib's model is never vendored: Debian's `libdlib-data` installs it here.
+/// let sp = ShapePredictor::from_file("/usr/share/dlib/shape_predictor_68_face_landmarks.dat")?;
+/// let gray = mex_align::load_image("face.png")?.to_luma8();
+/// let points = sp.predict(&gray, DlibRect { left: 180, top: 90, right: 330, bottom: 240 });
+/// assert_eq!(points.len(), 68);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ShapePredictor {
     initial_shape: Vec<f32>,
@@ -434,6 +447,7 @@ impl ShapePredictor {
         })
     }
 
+    #[doc(hidden)]
     /// A model from its parts (see [`ShapePredictor::initial_shape`] and the other accessors);
     /// an inconsistent model (leaf lengths, split or anchor indices out of range) is an
     /// [`Error::DlibModel`].
@@ -466,6 +480,7 @@ impl ShapePredictor {
         &self.initial_shape
     }
 
+    #[doc(hidden)]
     /// One forest per cascade level (rebuilt from the flattened form kept for prediction).
     pub fn forests(&self) -> Vec<Vec<RegressionTree>> {
         let pk = &self.packed;
@@ -485,11 +500,13 @@ impl ShapePredictor {
             .collect()
     }
 
+    #[doc(hidden)]
     /// Per level, the landmark each feature pixel is anchored to.
     pub fn anchor_idx(&self) -> &[Vec<u32>] {
         &self.anchor_idx
     }
 
+    #[doc(hidden)]
     /// Per level, each feature pixel's offset from its anchor in mean-shape coordinates.
     pub fn deltas(&self) -> &[Vec<[f32; 2]>] {
         &self.deltas

@@ -1,7 +1,8 @@
 //! Face detection, landmarks and alignment for the mex micro-expression crates.
 //!
-//! * [`mtcnn`]: MTCNN face detection on candle, a faithful port of facenet-pytorch 2.6.0 with its
-//!   weights vendored (no download); boxes and landmarks match facenet-pytorch's.
+//! * [`mtcnn`]: MTCNN face detection, a faithful port of facenet-pytorch 2.6.0 with its weights
+//!   vendored (no download); boxes and landmarks match facenet-pytorch's. The convolutions run on
+//!   hand-written kernels, the dense layers on candle's matrix product.
 //! * [`dlib`]: dlib's `shape_predictor` (68- or 5-point ensemble of regression trees) in pure Rust,
 //!   reading dlib's own model files.
 //! * [`align`]: Umeyama similarity to a canonical template ([`template`]), bilinear warp to a crop,

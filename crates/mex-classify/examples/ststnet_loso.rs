@@ -31,7 +31,9 @@ fn main() -> anyhow::Result<()> {
     // Freed step buffers stay with the process (see the function's docs).
     mex_classify::tune_allocator_for_training();
     let a: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(a.get(1).cloned().unwrap_or_else(|| "../shared/data/ststnet-composite".into()));
+    let data = a.get(1).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("MEX_TEST_DATA").unwrap_or_default()).join("ststnet-composite")
+    });
     let folds = PathBuf::from(a.get(2).cloned().unwrap_or_else(|| "target/ststnet-loso".into()));
     let epochs: usize = a.get(3).map_or(Ok(800), |s| s.parse())?;
     let lr: f64 = a.get(4).map_or(Ok(5e-5), |s| s.parse())?;

@@ -17,9 +17,13 @@
 
 pub mod data;
 mod error;
+// Internals: the fused kernel and the custom ops behind the models (public for the examples,
+// benches and tests of this crate, not part of the supported API).
+#[doc(hidden)]
 pub mod fused;
 pub mod loso;
 pub mod models;
+#[doc(hidden)]
 pub mod ops;
 pub mod train;
 

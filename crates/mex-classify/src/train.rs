@@ -129,7 +129,7 @@ impl TrainConfig {
         Self::default()
     }
 
-    /// MEB's STSTNet recipe (FIELD.md section 2): Adam lr 5e-5, weight decay 1e-3, 500 epochs.
+    /// MEB's STSTNet recipe (the MEB toolkit's STSTNet configuration): Adam lr 5e-5, weight decay 1e-3, 500 epochs.
     pub fn ststnet_meb() -> Self {
         Self { weight_decay: 1e-3, epochs: 500, shuffle: true, ..Self::default() }
     }
@@ -300,6 +300,23 @@ pub fn tune_allocator_for_training() -> bool {
 
 /// Trains `model` on every sample of `train` (the caller decides what that set is; the LOSO
 /// trainer gives it the training subjects only). Returns per-epoch statistics.
+///
+/// ```
+/// use candle_core::Device;
+/// use mex_classify::{fit, Dataset, Model, ModelConfig, SampleInfo, StstnetConfig, TrainConfig};
+/// # fn main() -> mex_classify::Result<()> {
+/// let mut ds = Dataset::new((3, 28, 28));
+/// for i in 0..6u32 {
+///     let info = SampleInfo { subject: format!("s{}", i % 2), id: format!("clip{i}"), label: i % 3 };
+///     ds.push(info, &vec![(i as f32) * 10.0; 3 * 28 * 28])?;
+/// }
+/// let mut model = Model::new(&ModelConfig::Ststnet(StstnetConfig::default()), 0, &Device::Cpu)?;
+/// let cfg = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
+/// let report = fit(&mut model, &ds, &cfg)?;
+/// assert_eq!(report.epochs.len(), 2);
+/// assert!(report.epochs.iter().all(|e| e.train_loss.is_finite()));
+/// # Ok(()) }
+/// ```
 pub fn fit(model: &mut Model, train: &Dataset, cfg: &TrainConfig) -> Result<TrainReport> {
     fit_with(model, train, cfg, |_| {})
 }

@@ -83,7 +83,7 @@ fn train_mode_logits_gradients_and_running_stats_match_pytorch() {
 
 #[test]
 fn trainable_parameter_count_is_1683() {
-    // convs 84 + 140 + 224, BatchNorm affine 32, fc 1203 (FIELD.md section 3).
+    // convs 84 + 140 + 224, BatchNorm affine 32, fc 1203 (christy1206/STSTNet `main.py`).
     assert_eq!(cfg(0.5, 2).num_trainable(), 1683);
     assert_eq!(cfg(0.5, 1).num_trainable(), 1683);
     let m = Model::new(&cfg(0.5, 2), 1, &Device::Cpu).unwrap();

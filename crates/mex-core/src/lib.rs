@@ -8,7 +8,28 @@
 //! * geometry: [`Point2`], [`BBox`], [`Landmarks`], [`Similarity`];
 //! * time: [`Interval`] (onset, apex, offset in frame indices);
 //! * labels: [`ClassSet`] (named label sets such as the MEGC 3-class set);
-//! * errors: [`CoreError`], whose variants carry the offending values.
+//! * errors: [`CoreError`], whose variants carry the offending values;
+//! * [`simd`]: the one run-time CPU-feature detection of the hand-written kernels (override:
+//!   `MEX_SIMD`).
+//!
+//! ```
+//! use mex_core::{FlowField, Interval, Point2, Similarity};
+//! # fn main() -> mex_core::Result<()> {
+//! // Umeyama least squares: the similarity that maps `src` onto `dst`
+//! let t = Similarity::from_params(1.5, 0.3, 10.0, -4.0);
+//! let src = [Point2 { x: 0.0, y: 0.0 }, Point2 { x: 10.0, y: 0.0 }, Point2 { x: 0.0, y: 8.0 }];
+//! let dst: Vec<Point2> = src.iter().map(|&p| t.apply(p)).collect();
+//! let est = Similarity::estimate(&src, &dst)?;
+//! assert!((est.scale() - 1.5).abs() < 1e-4 && (est.angle() - 0.3).abs() < 1e-4);
+//! // a flow field of two planes, and its end-point error against another
+//! let a = FlowField::from_fn(4, 3, |x, _| (x as f32, 0.0));
+//! let b = FlowField::zeros(4, 3);
+//! assert_eq!(a.epe(&b)?, 1.5);
+//! // onset, apex and offset frames
+//! let iv = Interval::new(10, 14, 22)?;
+//! assert_eq!(iv.len(), 13);
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod flow;
@@ -17,6 +38,7 @@ mod frame;
 mod geometry;
 mod interval;
 mod labels;
+pub mod simd;
 
 pub use error::{CoreError, Result};
 pub use flow::FlowField;

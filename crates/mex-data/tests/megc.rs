@@ -112,7 +112,7 @@ fn build(f: &Fixture) -> Dataset {
 }
 
 fn check_counts(ds: &Dataset) {
-    // FIELD.md section 1 (MEGC2019 recognition challenge document).
+    // MEGC2019 Recognition Challenge document (Facial-Micro-ExpressionGC/MEGC2019).
     assert_eq!(ds.len(), 442);
     assert_eq!(ds.class_counts(), vec![250, 109, 83]);
     let by = ds.class_counts_by_dataset();

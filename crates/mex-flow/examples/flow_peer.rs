@@ -6,7 +6,8 @@
 //! JSON line per (estimator, size) with the mean interior EPE (8 px border) and the median time;
 //! with `MEX_FLOW_DUMP=OUTDIR` it also writes each computed flow there (for bitwise A/B checks
 //! between builds or thread counts). `flow_peer serve DIR [METHOD [SIZE]]` times one pass over
-//! the pairs (one time per pair) per line read from stdin (see `scripts/flow_tvl1_scaling.py`).
+//! the pairs (one time per pair) per line read from stdin (for interleaved A/B timings driven by
+//! another process).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use mex_core::Similarity;
@@ -99,9 +100,9 @@ fn run(dir: &Path, reps: usize, method: Option<&str>, only_size: Option<usize>) 
     }
 }
 
-/// Serves timing requests for `scripts/flow_tvl1_scaling.py`: loads the pairs of `size` in `dir`,
-/// then for every line read from stdin estimates each pair once with `method` and prints the
-/// milliseconds of each estimation on one line. Two such processes with different thread counts,
+/// Serves timing requests (one line on stdin, one time per pair on stdout): loads the pairs of
+/// `size` in `dir`, then for every line read from stdin estimates each pair once with `method`
+/// and prints the milliseconds of each estimation on one line. Two such processes with different thread counts,
 /// driven in alternation, time one- and two-thread runs a fraction of a second apart.
 fn serve(dir: &Path, method: &str, size: usize) {
     use std::io::BufRead;

@@ -16,6 +16,7 @@
 use crate::error::{invalid, Result};
 use crate::imgops;
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
+use mex_core::simd;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -44,6 +45,16 @@ impl std::str::FromStr for DisPreset {
 }
 
 /// DIS parameters; the presets equal OpenCV's, `Default` is OpenCV's default (`PRESET_FAST`).
+///
+/// ```
+/// use mex_flow::{synth, DisConfig, FlowEstimator};
+/// # fn main() -> mex_flow::Result<()> {
+/// let (f0, f1, truth) = synth::translated_pair(64, 64, 1.5, -0.7, 9);
+/// let dis = DisConfig::medium().build()?;
+/// let flow = dis.estimate(&f0, &f1)?;
+/// assert!(flow.epe_interior(&truth, 8)? < 0.5);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DisConfig {
@@ -291,13 +302,13 @@ fn coarsest_scale(w: usize, h: usize, psz: usize) -> i64 {
 
 fn run(cfg: &DisConfig, a: &[f32], b: &[f32], w: usize, h: usize, ws: &mut Workspace) {
     #[cfg(target_arch = "x86_64")]
-    if imgops::has_avx512() {
+    if simd::has_avx512() {
         // SAFETY: the CPU supports AVX-512F (checked at run time).
         unsafe { run_avx512(cfg, a, b, w, h, ws) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if imgops::has_avx2() {
+    if simd::has_avx2() {
         // SAFETY: the CPU supports AVX2 (checked at run time).
         unsafe { run_avx2(cfg, a, b, w, h, ws) };
         return;

@@ -8,12 +8,24 @@
 use crate::error::{invalid, Result};
 use crate::imgops::{self, band_rows};
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
+use mex_core::simd;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
 /// Farnebäck parameters; `Default` equals OpenCV's documented defaults
 /// (`pyr_scale 0.5, levels 5, winsize 13, iterations 10, poly_n 5, poly_sigma 1.1`, box window).
+///
+/// ```
+/// use mex_flow::{synth, FarnebackConfig, FlowEstimator};
+/// # fn main() -> mex_flow::Result<()> {
+/// let (f0, f1, truth) = synth::translated_pair(64, 64, 1.2, 0.4, 5);
+/// let fb = FarnebackConfig::default().build()?;
+/// let mut flow = mex_flow::FlowField::zeros(0, 0);
+/// fb.estimate_into(&f0, &f1, &mut flow)?; // reuses `flow` and the estimator's buffers
+/// assert!(flow.epe_interior(&truth, 8)? < 0.3);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FarnebackConfig {
@@ -287,13 +299,13 @@ fn poly_exp(
     let k = PolyKernel { g, xg, xxg, ig, n };
     let body = |y0: usize, band: &mut [f32]| {
         #[cfg(target_arch = "x86_64")]
-        if imgops::has_avx512() {
+        if simd::has_avx512() {
             // SAFETY: the CPU supports AVX-512F (checked at run time).
             unsafe { poly_rows_avx512(src, w, h, &k, y0, band) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if imgops::has_avx2() {
+        if simd::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             unsafe { poly_rows_avx2(src, w, h, &k, y0, band) };
             return;
@@ -425,7 +437,7 @@ const BORDER: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
 fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, m: &mut [f32]) {
     let rows = band_rows(h, w);
     #[cfg(target_arch = "x86_64")]
-    let avx512 = imgops::has_avx512() && 5 * (w * h + w + 1) < i32::MAX as usize;
+    let avx512 = simd::has_avx512() && 5 * (w * h + w + 1) < i32::MAX as usize;
     let body = |y0: usize, band: &mut [f32]| {
         #[cfg(target_arch = "x86_64")]
         if avx512 {
@@ -435,7 +447,7 @@ fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, m: 
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if imgops::has_avx2() {
+        if simd::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) };
             return;
@@ -708,7 +720,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_matrix_update_equals_the_portable_one() {
-        if !imgops::has_avx512() {
+        if !simd::has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }

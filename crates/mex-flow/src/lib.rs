@@ -28,6 +28,7 @@ mod farneback;
 pub mod features;
 pub(crate) mod imgops;
 pub mod io;
+mod median;
 pub mod spot;
 pub mod strain;
 pub mod synth;

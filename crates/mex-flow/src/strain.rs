@@ -3,7 +3,7 @@
 //!
 //! The strain tensor of a flow `(u, v)` is `ε = ½(∇w + ∇wᵀ)`; its magnitude is
 //! `sqrt(u_x² + v_y² + ½ C)` where the cross term `C` differs between implementations
-//! (FIELD.md section 4):
+//! (the papers and code cited below):
 //! * [`CrossTerm::SquareOfSum`]: `C = (u_y + v_x)²` — the STSTNet paper (eq. 5-7) and SOFTNet's code;
 //! * [`CrossTerm::SumOfSquares`]: `C = u_y² + v_x²` — the MEB toolkit's code.
 //!

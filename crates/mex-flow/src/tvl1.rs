@@ -7,25 +7,32 @@
 //!
 //! Implementation notes: `f32` throughout; the thresholding, primal update and stopping error
 //! are fused in one pass over a row and the forward gradient with the dual update in a second;
-//! all buffers live in a reusable workspace. Threads: each pyramid level runs as one parallel
-//! region on the rayon pool's workers (`rayon::broadcast`). The rows are split into a few bands
-//! per thread and the level into phases (one per inner iteration, one or two per outer
-//! iteration); in each phase every thread runs the bands of its own range of rows and then takes
-//! over the bands another thread has not started, so a thread slowed down by another tenant of
-//! its core takes fewer bands while the others keep their rows in their caches. Each band
-//! recomputes the first flow row of the band below instead of waiting for it (see
-//! `IterCtx::run`). Forking rayon tasks per pass cost more than it saved at 128x128, and extra
-//! threads next to the pool's workers left the workers spinning on the same cores. Called from
-//! inside a rayon worker, the iterations stay on that thread. Results do not depend on the
-//! thread count.
+//! all buffers live in a reusable workspace. Threads: each pass (warp, median, primal, dual) is a
+//! rayon parallel loop over bands of rows; each band writes only its own rows, and the stopping
+//! error is summed row by row in a fixed order, so results do not depend on the thread count.
+//! On one thread, or for a small level, the passes run as plain loops.
 
 use crate::error::{invalid, Result};
 use crate::imgops::{self, CubicTaps};
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
+use mex_core::simd;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
 /// Dual TV-L1 parameters; `Default` equals OpenCV's `DualTVL1OpticalFlow::create()`.
+///
+/// ```
+/// use mex_flow::{synth, FlowEstimator, TvL1Config};
+/// # fn main() -> mex_flow::Result<()> {
+/// let (f0, f1, truth) = synth::translated_pair(48, 48, 0.8, -0.5, 3);
+/// let tvl1 = TvL1Config { warps: 3, ..TvL1Config::default() }.build()?;
+/// let flow = tvl1.estimate(&f0, &f1)?;
+/// assert!(flow.epe_interior(&truth, 8)? < 0.2);
+/// // invalid parameters are typed errors, not panics
+/// assert!(TvL1Config { tau: 0.5, ..TvL1Config::default() }.build().is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TvL1Config {
@@ -164,11 +171,10 @@ struct Workspace {
     med: Vec<f32>,
     med2: Vec<f32>,
     tmp: Vec<f32>,
-    /// Per-row errors of two consecutive inner iterations.
+    /// Squared change of the flow per row (one inner iteration).
     err: Vec<f32>,
-    /// Each band's published boundary rows (two parities), then each thread's private halo rows,
-    /// see [`IterCtx::run`].
-    snap: Vec<f32>,
+    /// One scratch row per band.
+    sq: Vec<f32>,
 }
 
 impl Workspace {
@@ -318,7 +324,7 @@ impl PrimalCtx {
         sq: &mut [f32],
     ) -> f32 {
         #[cfg(target_arch = "x86_64")]
-        if imgops::has_avx2() {
+        if simd::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             return unsafe { self.row_avx2(i, u1r, u2r, u3r, sq) };
         }
@@ -473,7 +479,7 @@ impl DualCtx {
     /// Forward gradient and dual update of one row of `p` (`4 w` values) and `p3` (`2 w`).
     fn row(&self, i: &DualIn<'_>, prow: &mut [f32], p3row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if imgops::has_avx2() {
+        if simd::has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time).
             unsafe { self.row_avx2(i, prow, p3row) };
             return;
@@ -537,17 +543,9 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
         *q = [v, gx, gy, 0.0];
     }
     let img4 = &*img4;
-    let data = &mut ws.data[..4 * n];
-    let p = &mut ws.p[..4 * n];
-    let p3 = &mut ws.p3[..2 * n];
-    let u3 = &mut ws.u3[..n];
-    let med = &mut ws.med[..n];
-    let med2 = &mut ws.med2[..n];
-    let err = &mut ws.err;
-    let snap = &mut ws.snap;
-    let (zeros, sq) = ws.tmp.split_at_mut(4 * w);
+    let zeros = &mut ws.tmp[..4 * w];
     zeros.iter_mut().for_each(|v| *v = 0.0);
-    let ctx = IterCtx {
+    let ctx = Level {
         w,
         h,
         i0,
@@ -562,30 +560,45 @@ fn one_scale(cfg: &TvL1Config, s: usize, ws: &mut Workspace) {
         inner: cfg.inner_iterations,
         outer: cfg.outer_iterations,
     };
-    ctx.run(Buffers { u1, u2, u3, p, p3, data, med, med2, err, sq, snap });
+    let bufs = Buffers {
+        u1,
+        u2,
+        u3: &mut ws.u3[..n],
+        p: &mut ws.p[..4 * n],
+        p3: &mut ws.p3[..2 * n],
+        data: &mut ws.data[..4 * n],
+        med: &mut ws.med[..n],
+        med2: &mut ws.med2[..n],
+        err: &mut ws.err,
+        sq: &mut ws.sq,
+    };
+    if ctx.bands().1 > 1 && rayon::current_thread_index().is_none() {
+        // Run the level's loop on a worker of the pool, so that each phase's parallel loop forks
+        // and joins inside the pool instead of waking it up from outside.
+        rayon::scope(|_| ctx.run(bufs));
+    } else {
+        ctx.run(bufs);
+    }
 }
 
 /// Images smaller than this many pixels are iterated on one thread.
 const PAR_MIN_PIXELS: usize = 1024;
 
-/// Bands per thread of a parallel region: a thread that is done with its own bands takes over
-/// the bands of a slower thread (another tenant on its core) one at a time.
-const BANDS_PER_THREAD: usize = 4;
+/// Row bands per pool thread in each parallel phase.
+const BANDS_PER_THREAD: usize = 2;
 
-/// Fewest rows of a band (each band recomputes one flow row of the band below).
+/// Fewest rows of a band.
 const MIN_BAND_ROWS: usize = 12;
 
-/// Held while a parallel region runs on the rayon pool (see [`IterCtx::run`]).
-static REGION: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// The inputs and constants of one pyramid level's warps and iterations.
-struct IterCtx<'a> {
+struct Level<'a> {
     w: usize,
     h: usize,
     i0: &'a [f32],
     /// I1 and its gradient, interleaved (see `Workspace::img4`).
     img4: &'a [[f32; 4]],
     g2: f32,
+    /// A zero row of `p` (`4 w` values), the row above the first one.
     zeros: &'a [f32],
     primal: PrimalCtx,
     dual: DualCtx,
@@ -596,8 +609,8 @@ struct IterCtx<'a> {
     outer: usize,
 }
 
-/// The buffers one level's iterations update: the flow, the dual variables, and scratch (`err`
-/// holds `2 h` values, `sq` at least one row per thread).
+/// The buffers one level's iterations update: the flow, the dual variables, the data term, the
+/// filtered flow, and scratch (`err` one value per row, `sq` one row per band).
 struct Buffers<'a> {
     u1: &'a mut [f32],
     u2: &'a mut [f32],
@@ -608,316 +621,156 @@ struct Buffers<'a> {
     med: &'a mut [f32],
     med2: &'a mut [f32],
     err: &'a mut Vec<f32>,
-    sq: &'a mut [f32],
-    snap: &'a mut Vec<f32>,
+    sq: &'a mut Vec<f32>,
 }
 
-/// Per band in the `snap` buffer: two parities of published rows, `SNAP` rows of `w` values
-/// each (the first row of `u1`, `u2`, `u3`, the first row of `p` and `p3`, the last row of `p`
-/// and `p3`). After the bands, each thread has `HALO` private rows.
-const SNAP: usize = 15;
-const HALO: usize = 3;
-
-/// Values (64 bytes) left between the parts of a shared buffer that different threads write, so
-/// that no cache line is written by two threads.
-const PAD: usize = 16;
-
-/// One phase of a level's program. Every band of a phase is done before any band of the next
-/// one starts; within a phase each band writes only its own rows.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
-    /// Zero the band's dual variables and `u3` (first warp of the level), warp `I1` with its
-    /// flow rows (each warp), and median-filter the flow into `med` / `med2` (each outer
-    /// iteration, when filtering).
-    Prep { zero: bool, warp: bool, median: bool },
-    /// Copy the filtered flow back (when filtering) and publish the band's boundary rows.
-    Publish { copy_back: bool },
-    /// One inner iteration: primal pass, halo row, dual pass, publication, per-row errors.
-    Iter,
-    /// The level is done.
-    End,
+/// Runs `f(band index, item)` over the bands of `it` in parallel on the rayon pool. With a
+/// single band nothing is forked: rayon runs it on the calling thread.
+fn for_bands<I, T>(it: I, f: impl Fn(usize, T) + Sync + Send)
+where
+    I: IndexedParallelIterator<Item = T>,
+    T: Send,
+{
+    it.enumerate().for_each(|(k, t)| f(k, t));
 }
 
-impl Phase {
-    /// The phase and the parity of the published rows it reads, packed for an atomic.
-    fn pack(self, par: usize) -> u32 {
-        let (kind, flags) = match self {
-            Phase::End => (0, 0),
-            Phase::Prep { zero, warp, median } => {
-                (1, u32::from(zero) | u32::from(warp) << 1 | u32::from(median) << 2)
-            }
-            Phase::Publish { copy_back } => (2, u32::from(copy_back)),
-            Phase::Iter => (3, 0),
-        };
-        kind | flags << 2 | (par as u32) << 8
+impl Level<'_> {
+    /// Rows per band and number of bands: one band on one thread, inside a busy pool's worker
+    /// that runs other flows (see [`Level::run`]) or for a small level; else a few bands per
+    /// thread of at least [`MIN_BAND_ROWS`] rows.
+    fn bands(&self) -> (usize, usize) {
+        let (w, h) = (self.w, self.h);
+        let threads = rayon::current_num_threads();
+        if threads <= 1 || w * h < PAR_MIN_PIXELS {
+            return (h, 1);
+        }
+        let rows = h.div_ceil(BANDS_PER_THREAD * threads).max(MIN_BAND_ROWS).min(h);
+        (rows, h.div_ceil(rows))
     }
 
-    fn unpack(v: u32) -> (Phase, usize) {
-        let f = |bit: u32| (v >> (2 + bit)) & 1 == 1;
-        let phase = match v & 3 {
-            1 => Phase::Prep { zero: f(0), warp: f(1), median: f(2) },
-            2 => Phase::Publish { copy_back: f(0) },
-            3 => Phase::Iter,
-            _ => Phase::End,
-        };
-        (phase, (v >> 8) as usize & 1)
-    }
-}
-
-/// Where a level's program stands: read and advanced only by the thread that finishes a
-/// phase's last band (see [`IterCtx::worker`]).
-struct Program {
-    warp: usize,
-    n_outer: usize,
-    n_inner: usize,
-    error: f32,
-    par: usize,
-}
-
-impl IterCtx<'_> {
-    /// The warps of one pyramid level: for each, the warped image and data-term constants, then
-    /// the outer iterations (median filtering of the flow) and inner iterations (primal and
-    /// dual passes, epsilon stopping rule).
+    /// The warps of one pyramid level, as OpenCV's `DualTVL1OpticalFlow` runs them: for each
+    /// warp the warped image and data-term constants, then the outer iterations (median
+    /// filtering of the flow) and the inner iterations (primal pass, dual pass, stopping rule
+    /// on the summed squared change).
     ///
-    /// With more than one thread the level runs as **one parallel region** on the rayon pool's
-    /// workers (`rayon::broadcast`). The rows are split into a few bands per thread, and the
-    /// level into phases (one per inner iteration, one or two per outer iteration; see
-    /// [`Phase`]). In every phase each thread runs the bands of its home range (so its rows stay
-    /// in its core's cache) and then takes the bands that other threads have not started yet
-    /// (see [`Schedule`]); a band of the next phase starts once every band of this one is done.
-    /// So a thread that runs slower for a while (on a shared host, another tenant on its core)
-    /// takes fewer bands instead of holding the other threads at a barrier. Within an inner
-    /// iteration a band runs the primal pass over its rows and then the dual pass, which needs
-    /// the new flow of the first row of the band below: it recomputes that row itself (a halo
-    /// row) from the rows the band below published at the end of the previous iteration (its
-    /// first flow row, its first row of `p`), and its primal pass reads the last row of `p`
-    /// that the band above published. Published rows and per-row errors alternate between two
-    /// parities, so a band never overwrites what a band of the same phase still reads. The
-    /// thread that finishes a phase's last band sums the per-row errors in row order and
-    /// decides the next phase; results are bit-identical to the one-thread path. Called from
-    /// inside a rayon worker (for example flows of many samples computed in parallel), the
-    /// level runs on that one thread: the parallelism is outside.
+    /// Threads: every pass is a parallel loop over bands of rows (rayon), each band writing
+    /// only its own rows and reading what no band of the same pass writes: the primal pass
+    /// writes the flow and reads the dual variables, the dual pass the reverse. The squared
+    /// changes are kept per row and summed in row order, so the flow is bit for bit the same
+    /// for any number of threads and bands.
     fn run(&self, b: Buffers<'_>) {
         let (w, h) = (self.w, self.h);
-        let inside_pool = rayon::current_thread_index().is_some();
-        let threads = if inside_pool || w * h < PAR_MIN_PIXELS {
-            1
-        } else {
-            rayon::current_num_threads().min(b.sq.len() / (w + PAD)).max(1)
-        };
-        let want = if threads == 1 {
-            1
-        } else {
-            (h / MIN_BAND_ROWS).clamp(1, (BANDS_PER_THREAD * threads).min(MAX_BANDS))
-        };
-        // no empty band: every band below another has a first row to publish
-        let rows = h.div_ceil(want);
-        let nb = h.div_ceil(rows);
-        let threads = if nb == 1 { 1 } else { threads };
-        let snap_len = nb * (2 * SNAP * w + PAD) + threads * (HALO * w + PAD);
-        if b.snap.len() < snap_len {
-            b.snap.resize(snap_len, 0.0);
-        }
-        // per-row errors: band k's rows at `par * err_len + y + k * PAD`
-        let err_len = h + nb * PAD;
-        if b.err.len() < 2 * err_len {
-            b.err.resize(2 * err_len, 0.0);
-        }
-        let first = Phase::Prep { zero: true, warp: true, median: self.median > 1 };
-        let shared = Region {
-            u1: SharedRows::new(b.u1),
-            u2: SharedRows::new(b.u2),
-            u3: SharedRows::new(b.u3),
-            p: SharedRows::new(b.p),
-            p3: SharedRows::new(b.p3),
-            data: SharedRows::new(b.data),
-            med: SharedRows::new(b.med),
-            med2: SharedRows::new(b.med2),
-            err: SharedRows::new(b.err),
-            sq: SharedRows::new(b.sq),
-            snap: SharedRows::new(b.snap),
-            sched: Schedule::new(first.pack(0), threads),
-            program: Mutex::new(Program { warp: 0, n_outer: 0, n_inner: 0, error: f32::MAX, par: 0 }),
-            nb,
-            rows,
-            err_len,
-        };
-        if threads == 1 {
-            self.worker(&shared, 0);
-            return;
-        }
-        // On the pool's own workers (one call each), not on extra threads: the pool's workers
-        // would otherwise spin looking for work next to the region's threads, on the same cores.
-        // One region at a time per process: the region's workers wait for each other's bands,
-        // so two regions whose jobs reached the workers in different orders would wait for each
-        // other forever. Callers outside the pool queue here (a pool worker never takes this
-        // lock: inside the pool the iterations stay on the calling thread, above).
-        let _region = REGION.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        rayon::broadcast(|ctx| {
-            if ctx.index() < threads {
-                self.worker(&shared, ctx.index());
+        let (rows, nb) = self.bands();
+        let Buffers { u1, u2, u3, p, p3, data, med, med2, err, sq } = b;
+        err.resize(h.max(err.len()), 0.0);
+        sq.resize((nb * w).max(sq.len()), 0.0);
+        let err = &mut err[..h];
+        let sq = &mut sq[..nb * w];
+        p.fill(0.0);
+        p3.fill(0.0);
+        u3.fill(0.0);
+        for _ in 0..self.warps {
+            {
+                let (u1, u2) = (&*u1, &*u2);
+                for_bands(data.par_chunks_mut(4 * w * rows), |k, d| {
+                    let (y0, y1) = (k * rows, ((k + 1) * rows).min(h));
+                    self.warp_rows(d, y0, &u1[y0 * w..y1 * w], &u2[y0 * w..y1 * w]);
+                });
             }
-        });
-    }
-
-    /// Thread `t` of a region: phase after phase until the level ends, runs the bands of its
-    /// home range (first to last), then takes the bands the other threads have not started
-    /// (each range's last first). The thread that finishes a phase's last band decides the
-    /// next phase.
-    fn worker(&self, r: &Region, t: usize) {
-        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-        let (nb, nt) = (r.nb, r.sched.ranges.len());
-        let mut k = 0;
-        loop {
-            // a thread that fell behind (descheduled) joins the phase under way
-            k = r.sched.wait_ready(k);
-            let (phase, par) = Phase::unpack(r.sched.desc[k % 2].load(Acquire));
-            if phase == Phase::End {
-                return;
-            }
-            // `phase` is phase `k` whenever a claim for phase `k` succeeds (see `Schedule`)
-            for j in (0..nt).map(|d| (t + d) % nt) {
-                while let Some(band) = r.sched.claim(j, k, j == t, nb) {
-                    self.band(r, phase, par, band, t);
-                    if r.sched.done.fetch_add(1, AcqRel) + 1 == (k + 1) * nb {
-                        let next = {
-                            let mut prog =
-                                r.program.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            self.next_phase(&mut prog, phase, r).pack(prog.par)
-                        };
-                        if Phase::unpack(next).0 == Phase::End {
-                            r.sched.desc.iter().for_each(|d| d.store(next, Relaxed));
-                            r.sched.ready.store(usize::MAX, Release);
-                        } else {
-                            r.sched.desc[(k + 1) % 2].store(next, Relaxed);
-                            r.sched.ready.store(k + 1, Release);
-                        }
+            let mut error = f32::MAX;
+            let mut n_outer = 0;
+            while error > self.scaled_eps && n_outer < self.outer {
+                n_outer += 1;
+                if self.median > 1 {
+                    for (u, m) in [(&mut *u1, &mut *med), (&mut *u2, &mut *med2)] {
+                        let src = &*u;
+                        for_bands(m.par_chunks_mut(w * rows), |k, band| {
+                            crate::median::median_rows(src, w, h, self.median, k * rows, band);
+                        });
+                        u.copy_from_slice(m);
                     }
                 }
-            }
-            k += 1;
-        }
-    }
-
-    /// The phase after `done`, as the one-thread loops would run them: warps, outer iterations
-    /// (median filtering, publication), inner iterations stopped by the error or the count.
-    fn next_phase(&self, st: &mut Program, done: Phase, r: &Region) -> Phase {
-        let multi = r.nb > 1;
-        // an outer iteration starts with the publication (after the median, if filtering)
-        let start_outer = if self.median > 1 || multi {
-            Phase::Publish { copy_back: self.median > 1 }
-        } else {
-            Phase::Iter
-        };
-        match done {
-            Phase::Prep { .. } => start_outer,
-            Phase::Publish { .. } => Phase::Iter,
-            Phase::Iter => {
-                // SAFETY: every band of the inner iteration is done, and no band of the next
-                // phase has started: nobody writes the errors of parity `par`.
-                st.error = unsafe { r.error_sum(st.par, self.h) };
-                st.par ^= 1;
-                st.n_inner += 1;
-                if st.error > self.scaled_eps && st.n_inner < self.inner {
-                    return Phase::Iter;
-                }
-                st.n_inner = 0;
-                st.n_outer += 1;
-                if st.error > self.scaled_eps && st.n_outer < self.outer {
-                    return if self.median > 1 {
-                        Phase::Prep { zero: false, warp: false, median: true }
-                    } else {
-                        start_outer
-                    };
-                }
-                st.warp += 1;
-                if st.warp == self.warps {
-                    return Phase::End;
-                }
-                st.n_outer = 0;
-                st.error = f32::MAX;
-                Phase::Prep { zero: false, warp: true, median: self.median > 1 }
-            }
-            Phase::End => Phase::End,
-        }
-    }
-
-    /// Band `k`'s part of `phase` on thread `t`; `par` is the parity of the published rows.
-    fn band(&self, r: &Region, phase: Phase, par: usize, k: usize, t: usize) {
-        let (w, h) = (self.w, self.h);
-        let (y0, y1) = r.band(k, h);
-        let multi = r.nb > 1;
-        // SAFETY (every `unsafe` block below): within a phase a band writes only its own rows of
-        // the flow, dual variables, data term and filtered flow, its own published rows of one
-        // parity and its own error rows, and its thread's scratch rows, while the bands read
-        // only rows nobody writes in this phase (published rows of the other parity, the whole
-        // flow in a median phase); phases are ordered by the schedule (see `run`).
-        match phase {
-            Phase::Prep { zero, warp, median } => {
-                if zero {
-                    unsafe { r.p.rows(4 * y0 * w, 4 * y1 * w) }.fill(0.0);
-                    unsafe { r.p3.rows(2 * y0 * w, 2 * y1 * w) }.fill(0.0);
-                    unsafe { r.u3.rows(y0 * w, y1 * w) }.fill(0.0);
-                }
-                if warp {
-                    unsafe {
-                        self.warp_rows(
-                            r.data.rows(4 * y0 * w, 4 * y1 * w),
-                            y0,
-                            r.u1.get(y0 * w, y1 * w),
-                            r.u2.get(y0 * w, y1 * w),
+                let mut n_inner = 0;
+                while error > self.scaled_eps && n_inner < self.inner {
+                    n_inner += 1;
+                    {
+                        let (p, p3, data) = (&*p, &*p3, &*data);
+                        let it = (
+                            u1.par_chunks_mut(w * rows),
+                            u2.par_chunks_mut(w * rows),
+                            u3.par_chunks_mut(w * rows),
+                            err.par_chunks_mut(rows),
+                            sq.par_chunks_mut(w),
                         )
-                    };
-                }
-                if median {
-                    for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
-                        imgops::median_rows(unsafe { u.all() }, w, h, self.median, y0, unsafe {
-                            m.rows(y0 * w, y1 * w)
+                            .into_par_iter();
+                        for_bands(it, |k, (b1, b2, b3, e, s)| {
+                            self.primal_band(k * rows, b1, b2, b3, e, s, p, p3, data);
                         });
                     }
-                }
-            }
-            Phase::Publish { copy_back } => {
-                if copy_back {
-                    for (u, m) in [(&r.u1, &r.med), (&r.u2, &r.med2)] {
-                        unsafe { u.rows(y0 * w, y1 * w) }.copy_from_slice(unsafe { m.get(y0 * w, y1 * w) });
+                    {
+                        let (u1, u2, u3) = (&*u1, &*u2, &*u3);
+                        let it =
+                            (p.par_chunks_mut(4 * w * rows), p3.par_chunks_mut(2 * w * rows)).into_par_iter();
+                        for_bands(it, |k, (bp, bp3)| self.dual_band(k * rows, bp, bp3, u1, u2, u3));
                     }
-                }
-                if multi {
-                    unsafe { self.publish(r, k, (y0, y1), par) };
+                    // row by row from the first: the same sum for any number of bands
+                    error = err.iter().sum();
                 }
             }
-            Phase::Iter => self.iterate(r, par, k, t),
-            Phase::End => {}
         }
     }
 
-    /// Copies the rows of band `k` (rows `y0..y1`) that the neighbouring bands read into its
-    /// published rows of parity `par`.
-    ///
-    /// # Safety
-    /// Called within a phase in which no band reads parity `par` of band `k` and nobody writes
-    /// rows `y0` and `y1 - 1` of the flow and the dual variables.
-    unsafe fn publish(&self, r: &Region, k: usize, (y0, y1): (usize, usize), par: usize) {
+    /// The primal pass over the rows `y0..` of one band (`u1`, `u2`, `u3` hold the band's rows,
+    /// `err` gets their squared changes).
+    #[allow(clippy::too_many_arguments)]
+    fn primal_band(
+        &self,
+        y0: usize,
+        u1: &mut [f32],
+        u2: &mut [f32],
+        u3: &mut [f32],
+        err: &mut [f32],
+        sq: &mut [f32],
+        p: &[f32],
+        p3: &[f32],
+        data: &[f32],
+    ) {
         let w = self.w;
-        let o = r.snap_at(k, par, w);
-        // SAFETY: band `k`'s own published rows (the caller's promise) and rows of the flow and
-        // dual variables that nobody writes meanwhile.
-        let dst = unsafe { r.snap.rows(o, o + SNAP * w) };
-        let (last, y) = (y1 - 1, y0);
-        let parts: [(&SharedRows, usize, usize); 7] = [
-            (&r.u1, y * w, w),
-            (&r.u2, y * w, w),
-            (&r.u3, y * w, w),
-            (&r.p, 4 * y * w, 4 * w),
-            (&r.p3, 2 * y * w, 2 * w),
-            (&r.p, 4 * last * w, 4 * w),
-            (&r.p3, 2 * last * w, 2 * w),
-        ];
-        let mut at = 0;
-        for (src, start, len) in parts {
-            dst[at..at + len].copy_from_slice(unsafe { src.get(start, start + len) });
-            at += len;
+        let rows = u1.chunks_exact_mut(w).zip(u2.chunks_exact_mut(w)).zip(u3.chunks_exact_mut(w)).zip(err);
+        for (r, (((u1r, u2r), u3r), e)) in rows.enumerate() {
+            let y = y0 + r;
+            let (pup, p3up) = if y == 0 {
+                (&self.zeros[..4 * w], &self.zeros[..2 * w])
+            } else {
+                (&p[4 * (y - 1) * w..4 * y * w], &p3[2 * (y - 1) * w..2 * y * w])
+            };
+            let inp = PrimalIn {
+                drow: &data[4 * y * w..4 * (y + 1) * w],
+                prow: &p[4 * y * w..4 * (y + 1) * w],
+                pup,
+                p3row: &p3[2 * y * w..2 * (y + 1) * w],
+                p3up,
+            };
+            *e = self.primal.row(&inp, u1r, u2r, u3r, sq);
+        }
+    }
+
+    /// The dual pass over the rows `y0..` of one band (`p`, `p3` hold the band's rows).
+    fn dual_band(&self, y0: usize, p: &mut [f32], p3: &mut [f32], u1: &[f32], u2: &[f32], u3: &[f32]) {
+        let (w, h) = (self.w, self.h);
+        for (r, (prow, p3row)) in p.chunks_exact_mut(4 * w).zip(p3.chunks_exact_mut(2 * w)).enumerate() {
+            let y = y0 + r;
+            // the forward difference is zero below the last row
+            let yd = if y + 1 == h { y } else { y + 1 };
+            let inp = DualIn {
+                u1r: &u1[y * w..(y + 1) * w],
+                u2r: &u2[y * w..(y + 1) * w],
+                u3r: &u3[y * w..(y + 1) * w],
+                u1d: &u1[yd * w..(yd + 1) * w],
+                u2d: &u2[yd * w..(yd + 1) * w],
+                u3d: &u3[yd * w..(yd + 1) * w],
+            };
+            self.dual.row(&inp, prow, p3row);
         }
     }
 
@@ -935,297 +788,6 @@ impl IterCtx<'_> {
                 row[w + x] = iy;
                 row[2 * w + x] = ix * ix + iy * iy + self.g2;
                 row[3 * w + x] = iw - ix * u1[k] - iy * u2[k] - self.i0[i];
-            }
-        }
-    }
-
-    /// One inner iteration of band `k` on thread `t`: reads the neighbours' published rows of
-    /// parity `par`, publishes its own rows as parity `par ^ 1`, and writes its per-row errors
-    /// as parity `par`.
-    fn iterate(&self, r: &Region, par: usize, k: usize, t: usize) {
-        let (w, h) = (self.w, self.h);
-        let (y0, y1) = r.band(k, h);
-        let multi = r.nb > 1;
-        // SAFETY (every `unsafe` block below): see `band`.
-        let sq = unsafe { r.sq.rows(t * (w + PAD), t * (w + PAD) + w) };
-        let halo = r.halo_at(t, w);
-        // the published rows of the neighbours, parity `par`
-        let above = (k > 0).then(|| unsafe {
-            let o = r.snap_at(k - 1, par, w);
-            r.snap.get(o + 9 * w, o + SNAP * w)
-        });
-        let below = (y1 < h).then(|| unsafe {
-            let o = r.snap_at(k + 1, par, w);
-            r.snap.get(o, o + 9 * w)
-        });
-        // primal pass over the own rows
-        for y in y0..y1 {
-            let (pup, p3up) = match (y == y0, above) {
-                (false, _) => unsafe {
-                    (r.p.get(4 * (y - 1) * w, 4 * y * w), r.p3.get(2 * (y - 1) * w, 2 * y * w))
-                },
-                (true, Some(a)) => (&a[..4 * w], &a[4 * w..6 * w]),
-                (true, None) => (&self.zeros[..4 * w], &self.zeros[..2 * w]),
-            };
-            let inp = PrimalIn {
-                drow: unsafe { r.data.get(4 * y * w, 4 * (y + 1) * w) },
-                prow: unsafe { r.p.get(4 * y * w, 4 * (y + 1) * w) },
-                pup,
-                p3row: unsafe { r.p3.get(2 * y * w, 2 * (y + 1) * w) },
-                p3up,
-            };
-            let (u1r, u2r, u3r) = unsafe {
-                (r.u1.rows(y * w, (y + 1) * w), r.u2.rows(y * w, (y + 1) * w), r.u3.rows(y * w, (y + 1) * w))
-            };
-            let e = self.primal.row(&inp, u1r, u2r, u3r, sq);
-            let at = r.err_at(par, k, y);
-            let slot = unsafe { r.err.rows(at, at + 1) };
-            slot[0] = e;
-        }
-        // the halo row: the new flow of the first row of the band below
-        if let Some(b) = below {
-            let hrow = unsafe { r.snap.rows(halo, halo + 3 * w) };
-            hrow.copy_from_slice(&b[..3 * w]);
-            let (h1, rest) = hrow.split_at_mut(w);
-            let (h2, h3) = rest.split_at_mut(w);
-            let inp = PrimalIn {
-                drow: unsafe { r.data.get(4 * y1 * w, 4 * (y1 + 1) * w) },
-                prow: &b[3 * w..7 * w],
-                pup: unsafe { r.p.get(4 * (y1 - 1) * w, 4 * y1 * w) },
-                p3row: &b[7 * w..9 * w],
-                p3up: unsafe { r.p3.get(2 * (y1 - 1) * w, 2 * y1 * w) },
-            };
-            self.primal.row(&inp, h1, h2, h3, sq);
-        }
-        // dual pass over the own rows
-        for y in y0..y1 {
-            let row = |u: usize, y: usize| {
-                let u = [&r.u1, &r.u2, &r.u3][u];
-                unsafe { u.get(y * w, (y + 1) * w) }
-            };
-            let (u1r, u2r, u3r) = (row(0, y), row(1, y), row(2, y));
-            let (u1d, u2d, u3d) = if y + 1 == h {
-                (u1r, u2r, u3r)
-            } else if y + 1 == y1 {
-                let hr = unsafe { r.snap.get(halo, halo + 3 * w) };
-                (&hr[..w], &hr[w..2 * w], &hr[2 * w..])
-            } else {
-                (row(0, y + 1), row(1, y + 1), row(2, y + 1))
-            };
-            let inp = DualIn { u1r, u2r, u3r, u1d, u2d, u3d };
-            let (prow, p3row) =
-                unsafe { (r.p.rows(4 * y * w, 4 * (y + 1) * w), r.p3.rows(2 * y * w, 2 * (y + 1) * w)) };
-            self.dual.row(&inp, prow, p3row);
-        }
-        if multi {
-            unsafe { self.publish(r, k, (y0, y1), par ^ 1) };
-        }
-    }
-}
-
-/// The buffers and the schedule of one parallel region (see [`IterCtx::run`]).
-struct Region {
-    u1: SharedRows,
-    u2: SharedRows,
-    u3: SharedRows,
-    p: SharedRows,
-    p3: SharedRows,
-    data: SharedRows,
-    med: SharedRows,
-    med2: SharedRows,
-    err: SharedRows,
-    sq: SharedRows,
-    snap: SharedRows,
-    sched: Schedule,
-    program: Mutex<Program>,
-    /// Number of bands.
-    nb: usize,
-    /// Rows per band (the last band may have fewer).
-    rows: usize,
-    /// Values per parity of `err`.
-    err_len: usize,
-}
-
-impl Region {
-    /// Rows `y0..y1` of band `k`.
-    fn band(&self, k: usize, h: usize) -> (usize, usize) {
-        ((k * self.rows).min(h), ((k + 1) * self.rows).min(h))
-    }
-
-    /// Start of band `k`'s published rows of parity `par` in the `snap` buffer.
-    fn snap_at(&self, k: usize, par: usize, w: usize) -> usize {
-        k * (2 * SNAP * w + PAD) + par * SNAP * w
-    }
-
-    /// Start of thread `t`'s private halo rows in the `snap` buffer.
-    fn halo_at(&self, t: usize, w: usize) -> usize {
-        self.nb * (2 * SNAP * w + PAD) + t * (HALO * w + PAD)
-    }
-
-    /// Position of row `y` of band `k` in parity `par` of `err`.
-    fn err_at(&self, par: usize, k: usize, y: usize) -> usize {
-        par * self.err_len + y + k * PAD
-    }
-
-    /// Sum of the per-row errors of parity `par`, row by row from the first (the same order for
-    /// any number of bands).
-    ///
-    /// # Safety
-    /// No thread may write parity `par` of `err` meanwhile.
-    unsafe fn error_sum(&self, par: usize, h: usize) -> f32 {
-        // SAFETY: the caller's promise.
-        let errs = unsafe { self.err.get(par * self.err_len, (par + 1) * self.err_len) };
-        (0..self.nb)
-            .flat_map(|k| {
-                let (a, b) = self.band(k, h);
-                errs[a + k * PAD..b + k * PAD].iter().copied()
-            })
-            .sum()
-    }
-}
-
-/// A mutable `f32` buffer shared by the threads of one parallel region. The region's schedule
-/// orders the accesses: within a phase each band writes only its own rows and nobody reads
-/// what anybody writes.
-struct SharedRows {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: the pointer comes from a `&mut [f32]` that outlives the region (the region is a
-// `rayon::broadcast` that returns inside the borrow), and accesses are ordered by the schedule.
-unsafe impl Send for SharedRows {}
-// SAFETY: as above.
-unsafe impl Sync for SharedRows {}
-
-impl SharedRows {
-    fn new(s: &mut [f32]) -> Self {
-        Self { ptr: s.as_mut_ptr(), len: s.len() }
-    }
-
-    /// Elements `a..b` (clamped to the buffer), mutable.
-    ///
-    /// # Safety
-    /// No other thread may access `a..b` while the returned slice lives.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn rows(&self, a: usize, b: usize) -> &mut [f32] {
-        let (a, b) = (a.min(self.len), b.min(self.len).max(a.min(self.len)));
-        // SAFETY: `a <= b <= len` of the original slice; exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(a), b - a) }
-    }
-
-    /// Elements `a..b` (clamped to the buffer), shared.
-    ///
-    /// # Safety
-    /// No thread may write `a..b` while the returned slice lives.
-    unsafe fn get(&self, a: usize, b: usize) -> &[f32] {
-        let (a, b) = (a.min(self.len), b.min(self.len).max(a.min(self.len)));
-        // SAFETY: `a <= b <= len` of the original slice; no concurrent writes is the caller's
-        // promise.
-        unsafe { std::slice::from_raw_parts(self.ptr.add(a), b - a) }
-    }
-
-    /// The whole buffer, shared.
-    ///
-    /// # Safety
-    /// No thread may write the buffer while the returned slice lives.
-    unsafe fn all(&self) -> &[f32] {
-        // SAFETY: as for `get`.
-        unsafe { self.get(0, self.len) }
-    }
-}
-
-/// The phase schedule of a region. Thread `t`'s home range is bands `t * nb / nt .. (t + 1) *
-/// nb / nt`; `ranges[t]` packs the phase it is claimed in (plus one), and the first and one past
-/// the last band of it not yet claimed: the owner claims from the front, other threads from the
-/// back, each with a compare-and-swap, so every band of a phase runs exactly once. `done` counts
-/// finished bands, `ready` is the newest phase whose predecessor is done, and `desc` holds the
-/// packed phases `k` and `k + 1` (see [`Phase::pack`]). Slot `k % 2` is overwritten only when
-/// phase `k + 1` is done, which needs phase `k` done; so a thread that read the slot and then
-/// claimed a band of phase `k` read phase `k`. At the end both slots hold [`Phase::End`] and
-/// `ready` is `usize::MAX`. Each counter sits on a cache line of its own.
-struct Schedule {
-    ranges: Vec<CachePadded<std::sync::atomic::AtomicU64>>,
-    done: CachePadded<std::sync::atomic::AtomicUsize>,
-    ready: CachePadded<std::sync::atomic::AtomicUsize>,
-    desc: [std::sync::atomic::AtomicU32; 2],
-}
-
-/// A value alone on its cache line.
-#[repr(align(64))]
-struct CachePadded<T>(T);
-
-impl<T> std::ops::Deref for CachePadded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-/// Spins of a waiting thread before it starts yielding (see [`Schedule::wait_ready`]).
-const SPIN_BEFORE_YIELD: u32 = 1 << 11;
-
-/// Most bands of a region (12 bits each for the front and back of a range).
-const MAX_BANDS: usize = 4095;
-
-impl Schedule {
-    fn new(first: u32, threads: usize) -> Self {
-        use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
-        Self {
-            ranges: (0..threads).map(|_| CachePadded(AtomicU64::new(0))).collect(),
-            done: CachePadded(AtomicUsize::new(0)),
-            ready: CachePadded(AtomicUsize::new(0)),
-            desc: [AtomicU32::new(first), AtomicU32::new(0)],
-        }
-    }
-
-    /// Claims a band of thread `j`'s home range for phase `k`: the first one left for the owner
-    /// (`front`), the last one left for another thread. `None` once the range is used up for
-    /// phase `k`, or when phase `k` is over.
-    fn claim(&self, j: usize, k: usize, front: bool, nb: usize) -> Option<usize> {
-        use std::sync::atomic::Ordering::{AcqRel, Acquire};
-        let nt = self.ranges.len();
-        let (start, end) = (j * nb / nt, (j + 1) * nb / nt);
-        let tag = k as u64 + 1;
-        let word = &self.ranges[j];
-        let mut cur = word.load(Acquire);
-        loop {
-            let (ph, f, b) = (cur >> 24, (cur >> 12 & 0xfff) as usize, (cur & 0xfff) as usize);
-            if ph > tag {
-                return None;
-            }
-            let (f, b) = if ph < tag { (start, end) } else { (f, b) };
-            if f >= b {
-                return None;
-            }
-            let (f2, b2, band) = if front { (f + 1, b, f) } else { (f, b - 1, b - 1) };
-            let new = tag << 24 | (f2 as u64) << 12 | b2 as u64;
-            match word.compare_exchange_weak(cur, new, AcqRel, Acquire) {
-                Ok(_) => return Some(band),
-                Err(v) => cur = v,
-            }
-        }
-    }
-
-    /// Waits until phase `k` or a later one may start, and returns the newest such phase.
-    fn wait_ready(&self, k: usize) -> usize {
-        use std::sync::atomic::Ordering::Acquire;
-        let mut spins = 0u32;
-        loop {
-            let ready = self.ready.load(Acquire);
-            if ready >= k {
-                return ready;
-            }
-            // About 30 µs of spinning (a pause is ~15 ns here) covers a phase's usual
-            // imbalance; then yield. With 16,384 spins (~250 µs) a waiting thread kept its core
-            // while the thread it waited for, descheduled or sharing the core, could not
-            // finish: two solvers running at once took up to 253 ms a flow against 46 ms on one
-            // thread (docs/performance.md).
-            if spins < SPIN_BEFORE_YIELD {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
             }
         }
     }

@@ -378,7 +378,7 @@ impl MegcScores {
     }
 }
 
-/// UF1/UAR of the pooled predictions of all LOSO folds (MEGC2019 composite protocol, FIELD.md §1):
+/// UF1/UAR of the pooled predictions of all LOSO folds (MEGC2019 composite protocol, MEGC2019 Recognition Challenge document):
 /// `truth` and `pred` hold every fold's test samples concatenated.
 pub fn megc_scores(truth: &[usize], pred: &[usize], n_classes: usize) -> Result<MegcScores> {
     MegcScores::from_matrix(&ConfusionMatrix::from_labels(truth, pred, n_classes)?)

@@ -1,4 +1,4 @@
-//! Spotting metrics of the MEGC challenges (FIELD.md §5) and the MEGC2023 spot-then-recognise
+//! Spotting metrics of the MEGC challenges (MEGC2019 spotting guideline, Facial-Micro-ExpressionGC/MEGC2019) and the MEGC2023 spot-then-recognise
 //! score (STRS).
 //!
 //! * A predicted interval is a true positive when its frame-inclusive IoU with a ground-truth

@@ -21,7 +21,7 @@ fn all_negative_predictor_on_the_megc_list() {
         truth.push(f[3].parse::<usize>().unwrap());
     }
     assert_eq!(truth.len(), 442);
-    // FIELD.md §1 class counts (negative / positive / surprise)
+    // MEGC2019 Recognition Challenge class counts (negative / positive / surprise)
     let mut counts: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
     for (d, &t) in datasets.iter().zip(&truth) {
         counts.entry(d.as_str()).or_default()[t] += 1;

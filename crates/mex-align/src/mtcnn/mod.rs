@@ -1,9 +1,10 @@
-//! MTCNN face detection (Zhang et al. 2016) on candle, a faithful port of facenet-pytorch 2.6.0's
+//! MTCNN face detection (Zhang et al. 2016), a faithful port of facenet-pytorch 2.6.0's
 //! `MTCNN.detect` / `detect_face`: the same image pyramid, `interpolate(mode="area")` resampling,
 //! per-scale and cross-scale NMS, box regression, squaring (`rerec`), padding, 24x24 and 48x48 crops,
 //! thresholds and the final `Min` NMS. The weights are facenet-pytorch's (MIT), vendored in the crate.
 
 mod direct;
+mod kernels;
 mod nets;
 pub(crate) mod ops;
 
@@ -13,7 +14,10 @@ use mex_core::{BBox, LandmarkScheme, Landmarks, Point2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use direct::{with_scratch, PnetScratch};
+use direct::PnetScratch;
+use kernels::with_scratch;
+// The three networks on their own (internals of the detector; not part of the supported API).
+#[doc(hidden)]
 pub use nets::{ONet, PNet, RNet};
 use ops::{
     area_resize_norm, bbreg, generate_bounding_box, nms_min, nms_torchvision, pad_window, rerec, Cand,
@@ -108,6 +112,18 @@ impl MtcnnConfig {
 }
 
 /// The MTCNN detector (P-Net, R-Net, O-Net with facenet-pytorch's weights), on CPU.
+///
+/// ```
+/// use mex_align::Mtcnn;
+/// # fn main() -> mex_align::Result<()> {
+/// let mtcnn = Mtcnn::new()?; // vendored weights, nothing downloaded
+/// let img = mex_align::load_image("tests/data/astronaut.png")?.to_rgb8();
+/// let faces = mtcnn.detect_rgb(&img)?; // largest face first
+/// assert_eq!(faces.len(), 1);
+/// assert!(faces[0].score > 0.99);
+/// assert_eq!(faces[0].landmarks.points.len(), 5); // eyes, nose tip, mouth corners
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Mtcnn {
     config: MtcnnConfig,
@@ -338,7 +354,7 @@ impl Mtcnn {
                 with_scratch(&PYRAMID_SCRATCH, |(buf, scratch)| {
                     let hs = (im.h as f64 * scale + 1.0) as usize;
                     let ws = (im.w as f64 * scale + 1.0) as usize;
-                    direct::fit(buf, 3 * hs * ws);
+                    kernels::fit(buf, 3 * hs * ws);
                     let planes = &mut buf[..3 * hs * ws];
                     im.pyramid_level_into(planes, (ws, hs));
                     // Only probabilities that may reach the threshold matter here.
@@ -384,7 +400,7 @@ impl Mtcnn {
         let kept: Vec<(Cand, (usize, usize, usize, usize))> =
             boxes.iter().filter_map(|b| pad_window(b, im.w, im.h).map(|win| (*b, win))).collect();
         // Every value is written below.
-        direct::fit(buf, kept.len() * per);
+        kernels::fit(buf, kept.len() * per);
         buf[..kept.len() * per].par_chunks_mut(per).zip(kept.par_iter()).for_each(|(dst, (_, win))| {
             with_scratch(&CROP_SCRATCH, |tmp| im.resample_into(*win, dst, (size, size), tmp));
         });

@@ -1,7 +1,8 @@
 //! P-Net, R-Net and O-Net of MTCNN, loaded from safetensors with facenet-pytorch 2.6.0's tensor
 //! names through a candle `VarBuilder`.
 //!
-//! The convolutional layers run as direct convolutions on channels-last activations (`direct.rs`:
+//! The convolutional layers run as direct convolutions on channels-last activations (`kernels.rs`,
+//! assembled in `direct.rs`:
 //! register-tiled, bias, PReLU and P-Net's first max pool fused, AVX2/FMA or AVX-512 chosen at run
 //! time, P-Net's maps and R-Net/O-Net crops in parallel; with AVX-512 P-Net's first layer reads the
 //! channel-first planes directly); the fully connected layers use candle's matrix product. Only the
@@ -12,7 +13,8 @@ use candle_nn::VarBuilder;
 
 use rayon::prelude::*;
 
-use super::direct::{DConv, DirectOTrunk, DirectPNet, DirectRTrunk, PnetScratch};
+use super::direct::{DirectOTrunk, DirectPNet, DirectRTrunk, PnetScratch};
+use super::kernels::DConv;
 use crate::{Error, Result};
 
 static PNET_BYTES: &[u8] = include_bytes!("../../models/mtcnn/pnet.safetensors");
@@ -80,7 +82,7 @@ fn tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
 }
 
 /// MTCNN's proposal network (fully convolutional, 12x12 receptive field, stride 2), run with
-/// direct convolutions (see `direct.rs`).
+/// direct convolutions (see `kernels.rs`).
 #[derive(Debug, Clone)]
 pub struct PNet {
     net: DirectPNet,
@@ -189,7 +191,7 @@ fn trunk_features(
         static TRUNK_SCRATCH: std::cell::RefCell<PnetScratch> = std::cell::RefCell::new(PnetScratch::default());
     }
     feats.par_chunks_mut(nfeat).zip(data.par_chunks(per)).for_each(|(o, c)| {
-        super::direct::with_scratch(&TRUNK_SCRATCH, |s| f(c, s, o));
+        super::kernels::with_scratch(&TRUNK_SCRATCH, |s| f(c, s, o));
     });
     Ok((feats, n))
 }

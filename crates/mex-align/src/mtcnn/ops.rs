@@ -66,15 +66,15 @@ pub(crate) fn area_resize_norm(
     (ow, oh): (usize, usize),
     scratch: &mut ResizeScratch,
 ) {
-    use super::direct::{simd_level, Simd};
+    use mex_core::simd::{self, SimdLevel};
     let args = (ii, iw, (x0, y0, cw, ch), dst, (ow, oh), scratch);
-    match simd_level() {
+    match simd::level() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd_level` checked that the CPU supports AVX-512F/VL, AVX2 and FMA.
-        Simd::Avx512 => unsafe { area_resize_avx512(args) },
+        // SAFETY: `simd::level()` is `Avx512` only where the CPU supports AVX-512F/VL, AVX2 and FMA.
+        SimdLevel::Avx512 => unsafe { area_resize_avx512(args) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd_level` checked that the CPU supports AVX2 and FMA.
-        Simd::Avx2 => unsafe { area_resize_avx2(args) },
+        // SAFETY: `simd::level()` is `Avx2` only where the CPU supports AVX2 and FMA.
+        SimdLevel::Avx2 => unsafe { area_resize_avx2(args) },
         _ => area_resize_impl(args),
     }
 }
@@ -86,14 +86,14 @@ type ResizeArgs<'a> =
 /// [`area_resize_impl`] compiled for AVX-512 (the same operations in wider registers).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn area_resize_avx512(args: ResizeArgs<'_>) {
+fn area_resize_avx512(args: ResizeArgs<'_>) {
     area_resize_impl(args)
 }
 
 /// [`area_resize_impl`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn area_resize_avx2(args: ResizeArgs<'_>) {
+fn area_resize_avx2(args: ResizeArgs<'_>) {
     area_resize_impl(args)
 }
 
@@ -375,7 +375,7 @@ mod tests {
             area_resize_impl((ii, w + 1, win, &mut got, (ow, oh), &mut tmp));
             assert_eq!(got, want, "portable {win:?} -> {ow}x{oh}");
             #[cfg(target_arch = "x86_64")]
-            if super::super::direct::simd_level() == super::super::direct::Simd::Avx512 {
+            if mex_core::simd::has_avx512() {
                 let mut got = vec![f32::NAN; ow * oh];
                 // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked above).
                 unsafe { area_resize_avx512((ii, w + 1, win, &mut got, (ow, oh), &mut tmp)) };

@@ -217,6 +217,22 @@ impl ModelConfig {
 }
 
 /// A model: configuration, parameters (a candle [`VarMap`] keyed by PyTorch names) and network.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use mex_classify::{Model, ModelConfig, StstnetConfig};
+/// # fn main() -> mex_classify::Result<()> {
+/// let cfg = ModelConfig::Ststnet(StstnetConfig::default());
+/// let model = Model::new(&cfg, 7, &Device::Cpu)?; // seeded PyTorch-default initialisation
+/// let x = Tensor::zeros((2, 3, 28, 28), candle_core::DType::F32, &Device::Cpu)?; // (N, C, H, W)
+/// let classes = model.predict(&x)?;
+/// assert_eq!(classes.len(), 2);
+/// assert!(classes.iter().all(|&c| c < 3));
+/// # Ok(()) }
+/// ```
+///
+/// [`Model::load`] reads PyTorch-named safetensors checkpoints (the released STSTNet weights load
+/// unchanged) and [`Model::save`] writes them.
 pub struct Model {
     config: ModelConfig,
     specs: Vec<ParamSpec>,
