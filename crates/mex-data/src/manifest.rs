@@ -1,7 +1,7 @@
 //! From a dataset as shipped to a checked manifest, and the numbers a paper reports about it.
 //!
 //! * [`index`]: read a dataset's coding file and frame folders ([`DataFiles`]) into a
-//!   [`Dataset`], with the clips whose frames are missing set aside and listed, and a coding file
+//!   [`Dataset`](crate::Dataset), with the clips whose frames are missing set aside and listed, and a coding file
 //!   of another dataset or a frames folder that does not match the coding file refused with an
 //!   error that says what to fix; [`index_megc`] builds the MEGC2019 composite from the three
 //!   indexed parts, listing every sample it drops and why;

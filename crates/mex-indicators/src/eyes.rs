@@ -19,7 +19,7 @@
 //!   a blink is complete when its depth is at least `complete_fraction · b`.
 //! * [`detect_blinks_opendbm`]: OpenDBM's `movement/eye_blink.py`: the peaks of `−EAR` (the raw
 //!   two-eye mean, no smoothing) with SciPy prominence at least 0.1, found by
-//!   [`find_peaks_prominence`](crate::find_peaks_prominence) on the face frames joined end to end
+//!   [`find_peaks_prominence`] on the face frames joined end to end
 //!   (OpenDBM drops the frames without a face). Onset and offset are SciPy's left and right bases.
 
 use crate::geometry::check_68;

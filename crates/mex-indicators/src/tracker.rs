@@ -9,7 +9,7 @@
 //!
 //! Frames without a face are left out of every indicator (never zero-filled) and counted in
 //! `n_frames − n_face_frames`. A recording with no face at all is an error
-//! ([`Error::NoFace`](crate::Error::NoFace)) rather than a summary of nulls.
+//! ([`Error::NoFace`]) rather than a summary of nulls.
 
 use crate::asymmetry::{asymmetry_unchecked, motion_asymmetry, percent_asymmetry, LandmarkAsymmetry};
 use crate::expressivity::{expressivity_score, noise_floor, RegionMotion};
