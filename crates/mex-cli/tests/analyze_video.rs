@@ -131,7 +131,8 @@ fn single_face_frames_times_and_blink_match_the_references() {
     assert!(json["indicators"]["asymmetry_mouth_mean"].as_f64().is_some());
     let ear_col = col(&head, "ear_mean");
     let csv_ear: f64 = body[27][ear_col].parse().unwrap();
-    assert!((csv_ear - mine[27]).abs() < 1e-4, "CSV ear_mean {csv_ear} vs landmarks {}", mine[27]);
+    // The CSV landmarks are rounded to 0.01 px: the EAR from them agrees to about 1e-3.
+    assert!((csv_ear - mine[27]).abs() < 1e-3, "CSV ear_mean {csv_ear} vs landmarks {}", mine[27]);
     for f in ["ear_blinks.svg", "ear_blinks.png", "activity.svg", "asymmetry.png"] {
         assert!(out.path().join(f).exists(), "{f}");
     }
@@ -166,16 +167,22 @@ fn face_then_no_face_is_exactly_what_success_says() {
 fn memory_does_not_grow_with_the_length_of_the_recording() {
     let (Some(v), true) = (videos(), has_ffmpeg()) else { return };
     let d = tempfile::tempdir().unwrap();
-    let long = d.path().join("loop8.mp4");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-stream_loop", "7", "-i"])
-        .arg(v.join("single_face.mp4"))
-        .args(["-an", "-c", "copy"])
-        .arg(&long)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let peak = |input: &Path| -> f64 {
+    // 576 frames (the spotter's 300-frame baseline window full) against four times as many.
+    let loop_of = |n: &str, input: &Path, name: &str| -> PathBuf {
+        let out = d.path().join(name);
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-stream_loop", n, "-i"])
+            .arg(input)
+            .args(["-an", "-c", "copy"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    };
+    let short = loop_of("7", &v.join("single_face.mp4"), "loop8.mp4");
+    let long = loop_of("3", &short, "loop32.mp4");
+    let peak = |input: &Path| -> (f64, u64) {
         let o = mex()
             .env("MEX_PEAK_RSS", "1")
             .arg("analyze")
@@ -187,14 +194,15 @@ fn memory_does_not_grow_with_the_length_of_the_recording() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let err = String::from_utf8_lossy(&o.stderr);
         let l = err.lines().find(|l| l.contains("peak RSS")).unwrap();
-        l.split_whitespace().rev().nth(1).unwrap().parse().unwrap()
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join("o/analysis.json")).unwrap())
+                .unwrap();
+        (l.split_whitespace().rev().nth(1).unwrap().parse().unwrap(), json["n_frames"].as_u64().unwrap())
     };
-    let short = peak(&v.join("single_face.mp4"));
-    let looped = peak(&long);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.path().join("o/analysis.json")).unwrap()).unwrap();
-    assert_eq!(json["n_frames"], 576);
-    assert!(looped <= 1.2 * short, "peak RSS {looped} kB for 576 frames vs {short} kB for 72");
+    let (short_kb, n_short) = peak(&short);
+    let (long_kb, n_long) = peak(&long);
+    assert_eq!((n_short, n_long), (576, 2304));
+    assert!(long_kb <= 1.2 * short_kb, "peak RSS {long_kb} kB for 2304 frames vs {short_kb} kB for 576");
 }
 
 #[test]
