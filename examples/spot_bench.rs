@@ -12,18 +12,51 @@
 
 use mex::experiment::spotting::{score_video, spot_video, LongVideo, SynthLongSpec, TypedCounts};
 use mex::experiment::{config::DatasetSpec, spotting::load_videos};
-use mex::flow::spot::{MdmdConfig, SpotMethod, SpotterConfig};
+use mex::flow::spot::{MdmdConfig, Reference, RegionalConfig, SpotMethod, SpotterConfig};
 use mex::metrics::SpotCounts;
 use rayon::prelude::*;
 use std::time::Instant;
 
-fn variant(name: &str) -> anyhow::Result<SpotterConfig> {
+/// A variant by name; `KEY=VALUE` arguments override the regional parameters (`high`, `low`,
+/// `blink_ratio`, `smooth_s`, `cell`, `refresh_s`).
+fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> {
     let base = SpotterConfig::default();
+    let mut r = RegionalConfig::default();
+    for (k, v) in over {
+        match k.as_str() {
+            "high" => r.high = *v as f32,
+            "low" => r.low = *v as f32,
+            "blink_ratio" => r.blink_ratio = *v as f32,
+            "smooth_s" => r.smooth_s = *v,
+            "cell" => r.cell = *v as f32,
+            "floor" => r.noise_floor = *v as f32,
+            "refresh_s" => r.reference = Reference::Keyframe { refresh_s: *v },
+            "window_s" => r.window_s = *v,
+            "rel" => r.rel_extent = *v as f32,
+            "layout" if *v == 2.0 => {
+                use mex::flow::spot::{Region, RegionRole::{Expression as X, Eye as E}};
+                let g = |n: &str, a, b, c, d, role| Region { name: n.into(), x0: a, y0: b, x1: c, y1: d, role };
+                r.regions = vec![
+                    g("brow_l", 0.18, 0.06, 0.47, 0.19, X),
+                    g("brow_r", 0.53, 0.06, 0.82, 0.19, X),
+                    g("eye_l", 0.24, 0.21, 0.45, 0.30, E),
+                    g("eye_r", 0.54, 0.21, 0.75, 0.30, E),
+                    g("nose", 0.41, 0.30, 0.59, 0.47, X),
+                    g("cheek_l", 0.20, 0.33, 0.41, 0.50, X),
+                    g("cheek_r", 0.59, 0.33, 0.80, 0.50, X),
+                    g("mouth_l", 0.24, 0.50, 0.50, 0.72, X),
+                    g("mouth_r", 0.50, 0.50, 0.76, 0.72, X),
+                ];
+            }
+            other => anyhow::bail!("unknown parameter `{other}`"),
+        }
+    }
     Ok(match name {
         "global" => base.with_method(SpotMethod::Global),
         "mdmd" => base.with_method(SpotMethod::Mdmd(MdmdConfig::default())),
-        "regional" => base,
-        other => anyhow::bail!("unknown variant `{other}` (global, mdmd, regional)"),
+        "regional" => base.with_method(SpotMethod::Regional(r)),
+        "regional-lag" => base.with_method(SpotMethod::Regional(RegionalConfig { reference: Reference::Lag, ..r })),
+        other => anyhow::bail!("unknown variant `{other}` (global, mdmd, regional, regional-lag)"),
     })
 }
 
@@ -34,15 +67,25 @@ fn f1s(c: &TypedCounts) -> (f64, f64, f64) {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
-    let mut names: Vec<&str> = args.iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
+    let over: Vec<(String, f64)> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(f64::NAN))))
+        .collect();
+    let only: Option<&str> = args.iter().find_map(|a| a.strip_prefix("--only=")).map(|s| s);
+    let mut names: Vec<&str> =
+        args.iter().filter(|a| !a.starts_with('-') && !a.contains('=')).map(String::as_str).collect();
     if names.is_empty() {
         names = vec!["global", "mdmd", "regional"];
     }
-    let videos: Vec<LongVideo> = load_videos(&DatasetSpec::SyntheticLong(SynthLongSpec::default()), 0)?;
+    let mut videos: Vec<LongVideo> = load_videos(&DatasetSpec::SyntheticLong(SynthLongSpec::default()), 0)?;
+    if let Some(g) = only {
+        videos.retain(|v| v.group == g);
+    }
     println!("| variant | fps | F1 overall | F1 micro | F1 macro | TP/FP/FN | frames/s |");
     println!("|---|---|---|---|---|---|---|");
     for name in names {
-        let cfg = variant(name)?;
+        let cfg = variant(name, &over)?;
         let t0 = Instant::now();
         let spots = videos
             .par_iter()

@@ -18,8 +18,8 @@ use super::config::{DatasetSpec, ExperimentConfig};
 use super::report::Provenance;
 use crate::io::{read_json, write_atomic, write_json_atomic};
 use crate::{Error, Result};
-use mex_align::{AlignConfig, Aligner, Mtcnn};
-use mex_core::{GrayF32, Landmarks};
+use mex_align::{AlignConfig, Mtcnn};
+use mex_core::GrayF32;
 use mex_data::synth::{EventKind, HeadMotion, LongVideoConfig, SubjectStyle, SynthConfig};
 use mex_flow::spot::{MovementKind, SpotterConfig};
 use mex_metrics::{
@@ -252,7 +252,8 @@ pub fn numbered_frames(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
 }
 
 fn real_videos(spec: &LongVideoSpec) -> Result<Vec<LongVideo>> {
-    use mex_data::loaders::{by_video, load_casme_sq, load_samm_lv, CasmeSqConfig, SammLvConfig};
+    use mex_data::loaders::long_video::by_video;
+    use mex_data::loaders::{load_casme_sq, load_samm_lv, CasmeSqConfig, SammLvConfig};
     let ds = match spec.dataset {
         LongVideoDataset::CasmeSq => load_casme_sq(&CasmeSqConfig {
             frames_root: Some(spec.frames_root.clone()),

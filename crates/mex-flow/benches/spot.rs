@@ -17,7 +17,11 @@ fn spotting(c: &mut Criterion) {
     let frames: Vec<_> = (0..n)
         .map(|t| {
             let a = 0.5 * ((t as f32) * 0.3).sin();
-            let f = synth::bumps_field(128, 128, &[synth::Bump { cx: 64.0, cy: 80.0, sigma: 12.0, ax: a, ay: a }]);
+            let f = synth::bumps_field(
+                128,
+                128,
+                &[synth::Bump { cx: 64.0, cy: 80.0, sigma: 12.0, ax: a, ay: a }],
+            );
             synth::pair_from_texture(&tex, &f).0
         })
         .collect();

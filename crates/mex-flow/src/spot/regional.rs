@@ -79,18 +79,21 @@ pub enum Reference {
 
 /// Parameters of the regional, blink-aware spotter ([`super::SpotMethod::Regional`]).
 ///
-/// Per frame `t`: the flow from `t - k` to `t` (head motion removed) is averaged over square
-/// cells of side `cell` (fraction of the crop side) tiling each region; a region's signal is
-/// its largest cell mean-vector length (pixels), smoothed by a centred moving average of
-/// `smooth_s` seconds. Each region keeps a robust baseline (median and MAD·1.4826, at least
-/// `noise_floor` pixels) over the last `window_s` seconds of quiet frames; its robust z is
+/// Per frame `t`: the flow from the reference frame (`t - k` by default, see [`Reference`]) to
+/// `t`, head motion removed, is averaged over square cells of side `cell` (fraction of the crop
+/// side) tiling each region; a region's signal is its largest cell mean-vector length (pixels),
+/// smoothed by a centred moving average of `smooth_s` seconds. Each region keeps a robust
+/// baseline (median and MAD·1.4826, at least `noise_floor` pixels) over the last `window_s`
+/// seconds of quiet frames (0.25 s of them before anything is spotted); its robust z is
 /// `(signal − median) / scale`. An event starts when the largest expression-region z exceeds
 /// `high`; it extends back to where that z last rose above `low` and forward until it stays at
-/// or below `low` for more than `k + smooth` frames (so the rise and fall of one movement, with
-/// the dip between them at the apex, are one event). Onset = first frame above `low` minus
-/// one; offset = last frame above `low` minus `k - 1`; apex = frame of the largest z. An event
-/// whose largest eye-region excess over baseline exceeds `blink_ratio` times its largest
-/// expression-region excess is a blink. Events last at most `max_event_s` seconds.
+/// or below `low` for more than the join gap (`k + smooth` frames for the lag reference), so the
+/// rise and the fall of one movement, with the dip between them at the apex, are one event. The
+/// extent is then trimmed to the frames whose z reaches `max(low, rel_extent · peak z)`. Onset =
+/// first such frame minus one; offset = last such frame minus `k - 1` (lag reference); apex =
+/// frame of the largest z. An event whose largest eye-region excess over baseline exceeds
+/// `blink_ratio` times its largest expression-region excess is a blink. Events last at most
+/// `max_event_s` seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RegionalConfig {
@@ -114,21 +117,26 @@ pub struct RegionalConfig {
     pub max_event_s: f64,
     /// The frame each flow starts from.
     pub reference: Reference,
+    /// The extent is trimmed to the frames whose z is at least this fraction of the event's
+    /// peak z (and above `low`): the tails of strong movements end where the movement does.
+    pub rel_extent: f32,
 }
 
 impl Default for RegionalConfig {
+    /// The values chosen on the synthetic long-video benchmark (docs/spotting.md).
     fn default() -> Self {
         Self {
             regions: Region::canonical(),
-            cell: 0.0625,
+            cell: 0.125,
             high: 8.0,
-            low: 2.5,
+            low: 3.0,
             noise_floor: 0.01,
-            smooth_s: 0.1,
+            smooth_s: 0.05,
             window_s: 10.0,
-            blink_ratio: 1.2,
+            blink_ratio: 1.0,
             max_event_s: 6.0,
-            reference: Reference::Keyframe { refresh_s: 0.5 },
+            reference: Reference::Lag,
+            rel_extent: 0.45,
         }
     }
 }
@@ -173,6 +181,9 @@ impl RegionalConfig {
         if !(self.max_event_s.is_finite() && self.max_event_s > 0.0 && self.max_event_s <= 600.0) {
             return Err(invalid("max_event_s", self.max_event_s, "must lie in (0, 600] s"));
         }
+        if !(self.rel_extent.is_finite() && (0.0..1.0).contains(&self.rel_extent)) {
+            return Err(invalid("rel_extent", self.rel_extent, "must lie in [0, 1)"));
+        }
         if let Reference::Keyframe { refresh_s } = self.reference {
             if !(refresh_s.is_finite() && refresh_s > 0.0 && refresh_s <= 600.0) {
                 return Err(invalid("reference.refresh_s", refresh_s, "must lie in (0, 600] s"));
@@ -200,17 +211,19 @@ impl Layout {
             if x1 <= x0 || y1 <= y0 {
                 return Err(invalid("regions", &r.name, "has no pixels in this frame size"));
             }
-            let mut v = Vec::new();
-            let mut y = y0;
-            while y < y1 {
-                let ye = (y + side).min(y1);
-                let mut x = x0;
-                while x < x1 {
-                    let xe = (x + side).min(x1);
-                    v.push((x, y, xe, ye));
-                    x = xe;
+            // equal cells, as close to `side` as the region allows (no slivers at the edges)
+            let (nx, ny) = (((x1 - x0) as f32 / side as f32).round().max(1.0) as usize, {
+                ((y1 - y0) as f32 / side as f32).round().max(1.0) as usize
+            });
+            let mut v = Vec::with_capacity(nx * ny);
+            for j in 0..ny {
+                let (ya, yb) = (y0 + (y1 - y0) * j / ny, y0 + (y1 - y0) * (j + 1) / ny);
+                for i in 0..nx {
+                    let (xa, xb) = (x0 + (x1 - x0) * i / nx, x0 + (x1 - x0) * (i + 1) / nx);
+                    if xb > xa && yb > ya {
+                        v.push((xa, ya, xb, yb));
+                    }
                 }
-                y = ye;
             }
             cells.push(v);
         }
@@ -265,6 +278,8 @@ pub(crate) struct State {
     eye: Vec<bool>,
     high: f32,
     low: f32,
+    rel: f32,
+    min_hist: usize,
     floor: f32,
     blink_ratio: f32,
     smooth: usize,
@@ -310,6 +325,8 @@ impl State {
             eye: r.regions.iter().map(|g| g.role == RegionRole::Eye).collect(),
             high: r.high,
             low: r.low,
+            rel: r.rel_extent,
+            min_hist: ((0.25 * cfg.fps).round() as usize).max(8),
             floor: r.noise_floor,
             blink_ratio: r.blink_ratio,
             smooth,
@@ -399,7 +416,8 @@ impl State {
             self.refresh_baselines();
         }
         self.since_refresh = self.since_refresh.saturating_add(1);
-        let ready = self.base.iter().all(Option::is_some);
+        let ready =
+            self.base.iter().all(Option::is_some) && self.hist.iter().all(|h| h.len() >= self.min_hist);
         let (mut z, mut eye_z, mut eye_ex, mut expr_ex) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
         if ready {
             for (i, (&x, b)) in s.iter().zip(&self.base).enumerate() {
@@ -464,7 +482,16 @@ impl State {
     }
 
     fn close(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
-        let Some(a) = self.active.take() else { return };
+        let Some(mut a) = self.active.take() else { return };
+        // trim the tails to the frames above the relative level
+        let level = self.low.max(self.rel * a.peak_z);
+        let inside = || self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above);
+        if let (Some(first), Some(last)) = (
+            inside().find(|r| r.z >= level).map(|r| r.t),
+            inside().filter(|r| r.z >= level).map(|r| r.t).last(),
+        ) {
+            (a.start, a.last_above) = (first, last);
+        }
         let (mut eye, mut expr) = (0.0f32, 0.0f32);
         for r in self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above) {
             eye = eye.max(r.eye_ex);
