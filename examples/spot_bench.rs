@@ -34,8 +34,12 @@ fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> 
             "window_s" => r.window_s = *v,
             "rel" => r.rel_extent = *v as f32,
             "layout" if *v == 2.0 => {
-                use mex::flow::spot::{Region, RegionRole::{Expression as X, Eye as E}};
-                let g = |n: &str, a, b, c, d, role| Region { name: n.into(), x0: a, y0: b, x1: c, y1: d, role };
+                use mex::flow::spot::{
+                    Region,
+                    RegionRole::{Expression as X, Eye as E},
+                };
+                let g =
+                    |n: &str, a, b, c, d, role| Region { name: n.into(), x0: a, y0: b, x1: c, y1: d, role };
                 r.regions = vec![
                     g("brow_l", 0.18, 0.06, 0.47, 0.19, X),
                     g("brow_r", 0.53, 0.06, 0.82, 0.19, X),
@@ -55,7 +59,9 @@ fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> 
         "global" => base.with_method(SpotMethod::Global),
         "mdmd" => base.with_method(SpotMethod::Mdmd(MdmdConfig::default())),
         "regional" => base.with_method(SpotMethod::Regional(r)),
-        "regional-lag" => base.with_method(SpotMethod::Regional(RegionalConfig { reference: Reference::Lag, ..r })),
+        "regional-lag" => {
+            base.with_method(SpotMethod::Regional(RegionalConfig { reference: Reference::Lag, ..r }))
+        }
         other => anyhow::bail!("unknown variant `{other}` (global, mdmd, regional, regional-lag)"),
     })
 }
@@ -87,10 +93,8 @@ fn main() -> anyhow::Result<()> {
     for name in names {
         let cfg = variant(name, &over)?;
         let t0 = Instant::now();
-        let spots = videos
-            .par_iter()
-            .map(|v| spot_video(v, &cfg, 128, 32))
-            .collect::<mex::Result<Vec<_>>>()?;
+        let spots =
+            videos.par_iter().map(|v| spot_video(v, &cfg, 128, 32)).collect::<mex::Result<Vec<_>>>()?;
         let wall = t0.elapsed().as_secs_f64();
         let frames: usize = spots.iter().map(|s| s.frames).sum();
         let mut groups: Vec<(String, TypedCounts)> = Vec::new();
@@ -99,9 +103,15 @@ fn main() -> anyhow::Result<()> {
             if verbose {
                 let (o, _, _) = f1s(&c);
                 println!("{} F1 {o:.2}", v.id);
-                println!("  truth  {:?}", v.truth.iter().map(|(k, s)| (k.to_string(), s.onset, s.offset)).collect::<Vec<_>>());
+                println!(
+                    "  truth  {:?}",
+                    v.truth.iter().map(|(k, s)| (k.to_string(), s.onset, s.offset)).collect::<Vec<_>>()
+                );
                 println!("  blinks {:?}", v.blinks.iter().map(|s| (s.onset, s.offset)).collect::<Vec<_>>());
-                println!("  pred   {:?}", s.intervals.iter().map(|i| (i.kind.to_string(), i.onset, i.offset)).collect::<Vec<_>>());
+                println!(
+                    "  pred   {:?}",
+                    s.intervals.iter().map(|i| (i.kind.to_string(), i.onset, i.offset)).collect::<Vec<_>>()
+                );
                 println!("  set aside as blinks {:?}", s.blinks);
             }
             match groups.iter_mut().find(|(g, _)| *g == v.group) {

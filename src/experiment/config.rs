@@ -2,8 +2,8 @@
 
 use crate::{Error, Result};
 use mex_classify::{ModelConfig, TrainConfig};
-use mex_flow::strain::StstnetInputConfig;
 use mex_flow::spot::SpotterConfig;
+use mex_flow::strain::StstnetInputConfig;
 use mex_flow::FlowConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

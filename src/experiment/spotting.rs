@@ -23,8 +23,8 @@ use mex_core::GrayF32;
 use mex_data::synth::{EventKind, HeadMotion, LongVideoConfig, SubjectStyle, SynthConfig};
 use mex_flow::spot::{MovementKind, SpotterConfig};
 use mex_metrics::{
-    cluster_bootstrap, evaluate_spotting, BootstrapConfig, ConfidenceInterval, ExpressionType, SpotConfig,
-    SpotCounts, SpotRecord, Span,
+    cluster_bootstrap, evaluate_spotting, BootstrapConfig, ConfidenceInterval, ExpressionType, Span,
+    SpotConfig, SpotCounts, SpotRecord,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,11 @@ fn synth_videos(spec: &SynthLongSpec, seed: u64) -> Result<Vec<LongVideo>> {
                 n_micro: g.n_micro,
                 n_macro: g.n_macro,
                 blinks_per_minute: spec.blinks_per_minute,
-                subject: if spec.vary_subjects { SubjectStyle::random(vseed) } else { SubjectStyle::neutral() },
+                subject: if spec.vary_subjects {
+                    SubjectStyle::random(vseed)
+                } else {
+                    SubjectStyle::neutral()
+                },
                 seed: vseed,
                 ..LongVideoConfig::default()
             };
@@ -330,7 +334,10 @@ pub fn validate_task(cfg: &ExperimentConfig, bad: &dyn Fn(String, String) -> Err
                 ));
             }
             if !(t.iou_threshold > 0.0 && t.iou_threshold <= 1.0) {
-                return Err(bad("task.iou_threshold".into(), format!("{}: must lie in (0, 1]", t.iou_threshold)));
+                return Err(bad(
+                    "task.iou_threshold".into(),
+                    format!("{}: must lie in (0, 1]", t.iou_threshold),
+                ));
             }
             if !(32..=1024).contains(&t.crop_size) {
                 return Err(bad("task.crop_size".into(), format!("{}: must lie in 32..=1024", t.crop_size)));
@@ -418,7 +425,12 @@ pub struct VideoSpots {
 
 /// Runs one spotter over one video (frames aligned into `crop_size²` canonical crops, pushed in
 /// batches of `batch`).
-pub fn spot_video(v: &LongVideo, spotter: &SpotterConfig, crop_size: u32, batch: usize) -> Result<VideoSpots> {
+pub fn spot_video(
+    v: &LongVideo,
+    spotter: &SpotterConfig,
+    crop_size: u32,
+    batch: usize,
+) -> Result<VideoSpots> {
     let t0 = Instant::now();
     let cfg = spotter_for(spotter, v.fps);
     let mut sp = cfg.build().map_err(|e| Error::stage("flow", v.id.clone(), e))?;
@@ -433,14 +445,16 @@ pub fn spot_video(v: &LongVideo, spotter: &SpotterConfig, crop_size: u32, batch:
     match &v.source {
         Source::Synth(lv) => {
             let clip = lv.build().map_err(|e| Error::stage("data", v.id.clone(), e))?;
-            let t = aligner.transform(&clip.landmarks5()).map_err(|e| Error::stage("align", v.id.clone(), e))?;
+            let t =
+                aligner.transform(&clip.landmarks5()).map_err(|e| Error::stage("align", v.id.clone(), e))?;
             let (w, h) = clip.size();
             let mut raw = GrayF32::new(w, h);
             let mut buf = Vec::with_capacity(batch);
             for i in 0..clip.len() {
                 clip.render_into(i, &mut raw).map_err(|e| Error::stage("data", v.id.clone(), e))?;
                 let mut a = GrayF32::new(crop_size, crop_size);
-                mex_align::align::warp_gray_into(&raw, &t, &mut a).map_err(|e| Error::stage("align", v.id.clone(), e))?;
+                mex_align::align::warp_gray_into(&raw, &t, &mut a)
+                    .map_err(|e| Error::stage("align", v.id.clone(), e))?;
                 buf.push(a);
                 numbers.push(i);
                 if buf.len() == batch {
@@ -454,7 +468,8 @@ pub fn spot_video(v: &LongVideo, spotter: &SpotterConfig, crop_size: u32, batch:
             let mut transform = None;
             let mut buf = Vec::with_capacity(batch);
             for (n, p) in files {
-                let g = mex_data::frames::read_gray(p).map_err(|e| Error::stage("data", p.display().to_string(), e))?;
+                let g = mex_data::frames::read_gray(p)
+                    .map_err(|e| Error::stage("data", p.display().to_string(), e))?;
                 if transform.is_none() {
                     let det = Mtcnn::new().map_err(|e| Error::stage("align", "MTCNN", e))?;
                     let faces = det
@@ -465,12 +480,15 @@ pub fn spot_video(v: &LongVideo, spotter: &SpotterConfig, crop_size: u32, batch:
                         .max_by(|a, b| a.score.total_cmp(&b.score))
                         .ok_or_else(|| Error::stage("align", p.display().to_string(), "no face found"))?;
                     transform = Some(
-                        aligner.transform(&face.landmarks).map_err(|e| Error::stage("align", v.id.clone(), e))?,
+                        aligner
+                            .transform(&face.landmarks)
+                            .map_err(|e| Error::stage("align", v.id.clone(), e))?,
                     );
                 }
                 let Some(t) = transform.as_ref() else { continue };
                 let mut a = GrayF32::new(crop_size, crop_size);
-                mex_align::align::warp_gray_into(&g, t, &mut a).map_err(|e| Error::stage("align", p.display().to_string(), e))?;
+                mex_align::align::warp_gray_into(&g, t, &mut a)
+                    .map_err(|e| Error::stage("align", p.display().to_string(), e))?;
                 buf.push(a);
                 numbers.push(*n);
                 if buf.len() == batch {
@@ -713,10 +731,15 @@ pub fn build_spot_report(
             let cb: Vec<SpotCounts> = per_variant_counts[b].iter().map(TypedCounts::overall).collect();
             let d = cluster_bootstrap(&ids, |idx| Ok(pooled(&ca, idx).f1() - pooled(&cb, idx).f1()), &boot)
                 .map_err(|e| Error::stage("metrics", "spotting comparison", e))?;
-            comparisons.push(SpotComparison { a: spots[a].0.clone(), b: spots[b].0.clone(), f1_difference: d });
+            comparisons.push(SpotComparison {
+                a: spots[a].0.clone(),
+                b: spots[b].0.clone(),
+                f1_difference: d,
+            });
         }
     }
-    let count = |ty: ExpressionType| videos.iter().map(|v| v.truth.iter().filter(|(k, _)| *k == ty).count()).sum();
+    let count =
+        |ty: ExpressionType| videos.iter().map(|v| v.truth.iter().filter(|(k, _)| *k == ty).count()).sum();
     Ok(SpotReport {
         experiment: cfg.name.clone(),
         seed: cfg.seed,
@@ -804,13 +827,19 @@ pub fn spot_markdown(r: &SpotReport) -> String {
             let _ = writeln!(s, "| {} | {} | {} |", c.a, c.b, ci(&c.f1_difference));
         }
     }
-    let _ = writeln!(s, "\n- full configuration: `config.json` beside this file and `config` in `report.json`");
+    let _ =
+        writeln!(s, "\n- full configuration: `config.json` beside this file and `config` in `report.json`");
     s
 }
 
 /// Runs a spotting experiment into `out`: each variant's spots are written to
 /// `out/spots/<variant>.json` (a rerun reuses them), then `report.json` and `report.md`.
-pub fn run_spotting(cfg: &ExperimentConfig, task: &SpottingTask, out: &Path, progress: bool) -> Result<SpotReport> {
+pub fn run_spotting(
+    cfg: &ExperimentConfig,
+    task: &SpottingTask,
+    out: &Path,
+    progress: bool,
+) -> Result<SpotReport> {
     let videos = load_videos(&cfg.dataset, cfg.seed)?;
     let dir = out.join("spots");
     let mut spots = Vec::with_capacity(cfg.variants.len());

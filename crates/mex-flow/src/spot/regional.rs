@@ -488,7 +488,7 @@ impl State {
         let inside = || self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above);
         if let (Some(first), Some(last)) = (
             inside().find(|r| r.z >= level).map(|r| r.t),
-            inside().filter(|r| r.z >= level).map(|r| r.t).last(),
+            inside().filter(|r| r.z >= level).map(|r| r.t).next_back(),
         ) {
             (a.start, a.last_above) = (first, last);
         }
