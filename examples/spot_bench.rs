@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         .filter(|a| !a.starts_with("--"))
         .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(f64::NAN))))
         .collect();
-    let only: Option<&str> = args.iter().find_map(|a| a.strip_prefix("--only=")).map(|s| s);
+    let only: Option<&str> = args.iter().find_map(|a| a.strip_prefix("--only="));
     let mut names: Vec<&str> =
         args.iter().filter(|a| !a.starts_with('-') && !a.contains('=')).map(String::as_str).collect();
     if names.is_empty() {
