@@ -405,7 +405,7 @@ fn spotting_window(cfg: &SpotterConfig) -> usize {
 /// The spotter for a recording at `fps`, shortened (flow distance `k`) when the recording is
 /// known to be shorter than its window; the warning says so.
 fn spotter_config(fps: f64, n_frames: Option<usize>) -> (SpotterConfig, Option<String>) {
-    let cfg = SpotterConfig { fps, k: crate::demo::spot_k(fps), ..SpotterConfig::default() };
+    let cfg = SpotterConfig::for_fps(fps);
     let need = spotting_window(&cfg);
     match n_frames {
         Some(n) if n < need => {

@@ -179,7 +179,7 @@ fn train_classifier(
 /// The spotter's frame distance: 0.1 s, about half a micro-expression (SOFTNet's choice of
 /// k = half the average expression length).
 pub fn spot_k(fps: f64) -> usize {
-    ((0.1 * fps).round() as usize).max(1)
+    mex_flow::spot::k_for_fps(fps)
 }
 
 fn candle_device() -> candle_core::Device {
@@ -195,6 +195,7 @@ pub fn comparison_config(seed: u64) -> ExperimentConfig {
         input: StstnetInputConfig::default(),
         model: ModelConfig::Ststnet(Default::default()),
         train: TrainConfig { lr: 5e-3, epochs: 30, batch_size: 32, shuffle: true, ..TrainConfig::default() },
+        spotter: None,
     };
     ExperimentConfig {
         name: "demo-flow-comparison".into(),
@@ -206,6 +207,7 @@ pub fn comparison_config(seed: u64) -> ExperimentConfig {
             noise_sigma: 2.0,
             ..SyntheticSpec::default()
         }),
+        task: Default::default(),
         protocol: Protocol::Loso,
         evaluation: EvaluationConfig { bootstrap: 500, confidence: 0.95, permutations: 1000 },
         variants: vec![
@@ -382,7 +384,7 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path) -> Result<DemoOutput> {
         }
         match run_experiment(&ecfg, &dir, &RunOptions::default())? {
             RunOutcome::Report(r) => Some(*r),
-            RunOutcome::Fold { .. } => None,
+            RunOutcome::Fold { .. } | RunOutcome::Spotting(_) => None,
         }
     } else {
         None

@@ -33,7 +33,7 @@ fn cfg() -> ExperimentConfig {
 fn report_of(out: RunOutcome) -> mex::experiment::Report {
     match out {
         RunOutcome::Report(r) => *r,
-        RunOutcome::Fold { .. } => panic!("expected a report"),
+        RunOutcome::Fold { .. } | RunOutcome::Spotting(_) => panic!("expected a report"),
     }
 }
 

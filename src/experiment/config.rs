@@ -3,10 +3,13 @@
 use crate::{Error, Result};
 use mex_classify::{ModelConfig, TrainConfig};
 use mex_data::manifest::{DataFiles, MegcFiles};
+use mex_flow::spot::SpotterConfig;
 use mex_flow::strain::StstnetInputConfig;
 use mex_flow::FlowConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+pub use super::spotting::{LongVideoSpec, SynthLongSpec, TaskSpec};
 
 /// An experiment: every variant is trained and evaluated under the protocol on the dataset.
 ///
@@ -40,6 +43,9 @@ pub struct ExperimentConfig {
     pub seed: u64,
     /// The data.
     pub dataset: DatasetSpec,
+    /// What is measured: recognition (the default) or spotting.
+    #[serde(default, skip_serializing_if = "TaskSpec::is_recognition")]
+    pub task: TaskSpec,
     /// The evaluation protocol.
     #[serde(default)]
     pub protocol: Protocol,
@@ -88,6 +94,10 @@ pub enum DatasetSpec {
     /// or `meb`).
     #[serde(alias = "megc")]
     Megc2019(MegcFiles),
+    /// Synthetic long videos for spotting (`[task] kind = "spotting"`).
+    SyntheticLong(SynthLongSpec),
+    /// CAS(ME)² or SAMM Long Videos for spotting (`[task] kind = "spotting"`).
+    LongVideo(LongVideoSpec),
 }
 
 /// Parameters of a synthetic dataset (a subset of `mex_data::synth::SynthDatasetConfig`).
@@ -216,6 +226,9 @@ pub struct VariantConfig {
     /// The training recipe (its `seed` is replaced by the experiment's).
     #[serde(default = "default_train")]
     pub train: TrainConfig,
+    /// The spotter of a spotting experiment (default: `SpotterConfig::default()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spotter: Option<SpotterConfig>,
 }
 
 fn default_flow() -> FlowConfig {
@@ -300,6 +313,7 @@ impl ExperimentConfig {
         if !(e.confidence > 0.0 && e.confidence < 1.0) {
             return Err(bad("evaluation.confidence".into(), format!("{}: must lie in (0, 1)", e.confidence)));
         }
+        super::spotting::validate_task(self, &bad)?;
         if let DatasetSpec::Synthetic(s) = &self.dataset {
             if s.n_subjects < 2 {
                 return Err(bad(

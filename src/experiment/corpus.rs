@@ -135,6 +135,9 @@ impl Corpus {
                     source: Source::Precomputed { inputs, shape: ds.shape() },
                 })
             }
+            DatasetSpec::SyntheticLong(_) | DatasetSpec::LongVideo(_) => {
+                Err(Error::Invalid("long-video datasets are for spotting experiments".into()))
+            }
         }
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod corpus;
 pub mod report;
 pub mod run;
+pub mod spotting;
 
 pub use config::{
     AlignSpec, DatasetSpec, EvaluationConfig, ExperimentConfig, Protocol, SyntheticSpec, VariantConfig,
@@ -22,3 +23,4 @@ pub use config::{
 pub use corpus::{Corpus, ExpSample, FramePerturbation};
 pub use report::{Comparison, GroupScores, Provenance, Report, VariantReport};
 pub use run::{run_experiment, OutDir, RunOptions, RunOutcome};
+pub use spotting::{SpotReport, SpottingTask, TaskSpec};

@@ -39,6 +39,8 @@ pub enum RunOutcome {
     },
     /// Every fold is done and the report is written.
     Report(Box<Report>),
+    /// A spotting experiment's report is written.
+    Spotting(Box<super::spotting::SpotReport>),
 }
 
 /// The folder layout of an experiment's output.
@@ -193,6 +195,10 @@ pub fn predictions_in_order(corpus: &Corpus, folds: &[FoldResult]) -> Result<Vec
 pub fn run_experiment(cfg: &ExperimentConfig, out: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     let out = OutDir::new(out);
     claim_out_dir(cfg, &out)?;
+    if let super::spotting::TaskSpec::Spotting(task) = &cfg.task {
+        let r = super::spotting::run_spotting(cfg, task, out.root(), opts.progress)?;
+        return Ok(RunOutcome::Spotting(Box::new(r)));
+    }
     let (corpus, keys, folds) = prepare(cfg)?;
     if let Some(k) = opts.fold {
         if k >= folds.len() {

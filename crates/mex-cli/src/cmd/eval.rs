@@ -52,6 +52,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             println!("{}", super::summary_table(&r));
             println!("report: {}", out.join("report.md").display());
         }
+        RunOutcome::Spotting(r) => {
+            println!("{}", mex::experiment::spotting::spot_markdown(&r));
+            println!("report: {}", out.join("report.md").display());
+        }
     }
     Ok(())
 }

@@ -1,0 +1,516 @@
+//! The regional, blink-aware spotter (see [`RegionalConfig`]).
+
+use super::{Spotted, SpotterConfig};
+use crate::error::{invalid, Result};
+use crate::FlowField;
+use mex_core::Interval;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// What a region is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionRole {
+    /// Its motion is an expression.
+    Expression,
+    /// An eye: its motion never starts an event; an event whose motion is stronger here than in
+    /// every expression region is a blink.
+    Eye,
+}
+
+/// A rectangle of the canonical aligned crop, in fractions of the crop's side (`0..1`, x to
+/// the right, y down).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// Name (for reports).
+    pub name: String,
+    /// Left edge.
+    pub x0: f32,
+    /// Top edge.
+    pub y0: f32,
+    /// Right edge.
+    pub x1: f32,
+    /// Bottom edge.
+    pub y1: f32,
+    /// Expression or eye.
+    pub role: RegionRole,
+}
+
+impl Region {
+    fn new(name: &str, x0: f32, y0: f32, x1: f32, y1: f32, role: RegionRole) -> Self {
+        Self { name: name.into(), x0, y0, x1, y1, role }
+    }
+
+    /// The default layout on the canonical crop of `mex-align` (5-point template, margin 0.15:
+    /// eye centres at (0.344, 0.267) and (0.644, 0.261), nose tip at (0.495, 0.446), mouth
+    /// corners at (0.365, 0.599) and (0.637, 0.594) of the side): brows, eyes, nose, cheeks and
+    /// the two mouth corners.
+    pub fn canonical() -> Vec<Region> {
+        use RegionRole::{Expression as X, Eye as E};
+        vec![
+            Region::new("brow_l", 0.18, 0.08, 0.47, 0.22, X),
+            Region::new("brow_r", 0.53, 0.08, 0.82, 0.22, X),
+            Region::new("eye_l", 0.24, 0.22, 0.45, 0.31, E),
+            Region::new("eye_r", 0.54, 0.22, 0.75, 0.31, E),
+            Region::new("nose", 0.41, 0.30, 0.59, 0.47, X),
+            Region::new("cheek_l", 0.20, 0.33, 0.41, 0.50, X),
+            Region::new("cheek_r", 0.59, 0.33, 0.80, 0.50, X),
+            Region::new("mouth_l", 0.24, 0.50, 0.50, 0.72, X),
+            Region::new("mouth_r", 0.50, 0.50, 0.76, 0.72, X),
+        ]
+    }
+}
+
+/// The frame each flow starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reference {
+    /// The frame `k` before: the signal is the velocity-like change over `k` frames; a movement
+    /// shows a rise hump and a fall hump with a dip at the apex, joined by the gap rule.
+    Lag,
+    /// A keyframe of the last quiet moment, renewed every `refresh_s` seconds while nothing
+    /// moves (and after an event cut at `max_event_s`): the signal is the displacement from
+    /// the neutral face, one hump per movement from onset to offset.
+    Keyframe {
+        /// Renewal period, seconds.
+        refresh_s: f64,
+    },
+}
+
+/// Parameters of the regional, blink-aware spotter ([`super::SpotMethod::Regional`]).
+///
+/// Per frame `t`: the flow from the reference frame (`t - k` by default, see [`Reference`]) to
+/// `t`, head motion removed, is averaged over square cells of side `cell` (fraction of the crop
+/// side) tiling each region; a region's signal is its largest cell mean-vector length (pixels),
+/// smoothed by a centred moving average of `smooth_s` seconds. Each region keeps a robust
+/// baseline (median and MAD·1.4826, at least `noise_floor` pixels) over the last `window_s`
+/// seconds of quiet frames (0.25 s of them before anything is spotted); its robust z is
+/// `(signal − median) / scale`. An event starts when the largest expression-region z exceeds
+/// `high`; it extends back to where that z last rose above `low` and forward until it stays at
+/// or below `low` for more than the join gap (`k + smooth` frames for the lag reference), so the
+/// rise and the fall of one movement, with the dip between them at the apex, are one event. The
+/// extent is then trimmed to the frames whose z reaches `max(low, rel_extent · peak z)`. Onset =
+/// first such frame minus one; offset = last such frame minus `k - 1` (lag reference); apex =
+/// frame of the largest z. An event whose largest eye-region excess over baseline exceeds
+/// `blink_ratio` times its largest expression-region excess is a blink. Events last at most
+/// `max_event_s` seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegionalConfig {
+    /// Regions in fractions of the crop side (default [`Region::canonical`]).
+    pub regions: Vec<Region>,
+    /// Cell side as a fraction of the crop side.
+    pub cell: f32,
+    /// Robust z that starts an event.
+    pub high: f32,
+    /// Robust z under which the signal is back at its baseline.
+    pub low: f32,
+    /// Smallest robust scale, pixels (keeps z finite on noise-free video).
+    pub noise_floor: f32,
+    /// Centred moving average, seconds (rounded to an odd number of frames, at least 1).
+    pub smooth_s: f64,
+    /// Baseline window, seconds.
+    pub window_s: f64,
+    /// Eye / expression excess ratio above which an event is a blink.
+    pub blink_ratio: f32,
+    /// Longest event, seconds (bounds memory; longer movements are cut).
+    pub max_event_s: f64,
+    /// The frame each flow starts from.
+    pub reference: Reference,
+    /// The extent is trimmed to the frames whose z is at least this fraction of the event's
+    /// peak z (and above `low`): the tails of strong movements end where the movement does.
+    pub rel_extent: f32,
+}
+
+impl Default for RegionalConfig {
+    /// The values chosen on the synthetic long-video benchmark (docs/spotting.md).
+    fn default() -> Self {
+        Self {
+            regions: Region::canonical(),
+            cell: 0.125,
+            high: 8.0,
+            low: 3.0,
+            noise_floor: 0.01,
+            smooth_s: 0.05,
+            window_s: 10.0,
+            blink_ratio: 1.0,
+            max_event_s: 6.0,
+            reference: Reference::Lag,
+            rel_extent: 0.45,
+        }
+    }
+}
+
+impl RegionalConfig {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !self.regions.iter().any(|r| r.role == RegionRole::Expression) {
+            return Err(invalid("regions", self.regions.len(), "need at least one expression region"));
+        }
+        for r in &self.regions {
+            let ok = [r.x0, r.y0, r.x1, r.y1].iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v));
+            if !ok || r.x1 <= r.x0 || r.y1 <= r.y0 {
+                return Err(invalid(
+                    "regions",
+                    format!("{} ({}, {})-({}, {})", r.name, r.x0, r.y0, r.x1, r.y1),
+                    "need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1",
+                ));
+            }
+        }
+        if !(self.cell.is_finite() && self.cell > 0.0 && self.cell <= 1.0) {
+            return Err(invalid("cell", self.cell, "must lie in (0, 1]"));
+        }
+        if !(self.low.is_finite() && self.low >= 0.0) {
+            return Err(invalid("low", self.low, "must be finite and >= 0"));
+        }
+        if !(self.high.is_finite() && self.high >= self.low) {
+            return Err(invalid("high", self.high, "must be finite and >= low"));
+        }
+        if !(self.noise_floor.is_finite() && self.noise_floor > 0.0) {
+            return Err(invalid("noise_floor", self.noise_floor, "must be finite and > 0"));
+        }
+        if !(self.smooth_s.is_finite() && (0.0..=10.0).contains(&self.smooth_s)) {
+            return Err(invalid("smooth_s", self.smooth_s, "must lie in [0, 10] s"));
+        }
+        if !(self.window_s.is_finite() && self.window_s > 0.0 && self.window_s <= 3600.0) {
+            return Err(invalid("window_s", self.window_s, "must lie in (0, 3600] s"));
+        }
+        if !(self.blink_ratio.is_finite() && self.blink_ratio > 0.0) {
+            return Err(invalid("blink_ratio", self.blink_ratio, "must be finite and > 0"));
+        }
+        if !(self.max_event_s.is_finite() && self.max_event_s > 0.0 && self.max_event_s <= 600.0) {
+            return Err(invalid("max_event_s", self.max_event_s, "must lie in (0, 600] s"));
+        }
+        if !(self.rel_extent.is_finite() && (0.0..1.0).contains(&self.rel_extent)) {
+            return Err(invalid("rel_extent", self.rel_extent, "must lie in [0, 1)"));
+        }
+        if let Reference::Keyframe { refresh_s } = self.reference {
+            if !(refresh_s.is_finite() && refresh_s > 0.0 && refresh_s <= 600.0) {
+                return Err(invalid("reference.refresh_s", refresh_s, "must lie in (0, 600] s"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The regions' cells in pixels for one frame size.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    width: usize,
+    /// Per region: cells `(x0, y0, x1, y1)`.
+    cells: Vec<Vec<(usize, usize, usize, usize)>>,
+}
+
+impl Layout {
+    pub(crate) fn new(cfg: &RegionalConfig, width: usize, height: usize) -> Result<Self> {
+        let side = (cfg.cell * width.min(height) as f32).round().max(2.0) as usize;
+        let mut cells = Vec::with_capacity(cfg.regions.len());
+        for r in &cfg.regions {
+            let px = |v: f32, n: usize| ((v * n as f32).round() as usize).min(n);
+            let (x0, y0, x1, y1) = (px(r.x0, width), px(r.y0, height), px(r.x1, width), px(r.y1, height));
+            if x1 <= x0 || y1 <= y0 {
+                return Err(invalid("regions", &r.name, "has no pixels in this frame size"));
+            }
+            // equal cells, as close to `side` as the region allows (no slivers at the edges)
+            let (nx, ny) = (((x1 - x0) as f32 / side as f32).round().max(1.0) as usize, {
+                ((y1 - y0) as f32 / side as f32).round().max(1.0) as usize
+            });
+            let mut v = Vec::with_capacity(nx * ny);
+            for j in 0..ny {
+                let (ya, yb) = (y0 + (y1 - y0) * j / ny, y0 + (y1 - y0) * (j + 1) / ny);
+                for i in 0..nx {
+                    let (xa, xb) = (x0 + (x1 - x0) * i / nx, x0 + (x1 - x0) * (i + 1) / nx);
+                    if xb > xa && yb > ya {
+                        v.push((xa, ya, xb, yb));
+                    }
+                }
+            }
+            cells.push(v);
+        }
+        Ok(Self { width, cells })
+    }
+
+    /// Each region's largest cell mean-vector length.
+    pub(crate) fn signals(&self, f: &FlowField) -> Vec<f32> {
+        let (u, v) = (f.u(), f.v());
+        let w = self.width;
+        self.cells
+            .iter()
+            .map(|cells| {
+                let mut best = 0.0f32;
+                for &(x0, y0, x1, y1) in cells {
+                    let (mut su, mut sv) = (0.0f32, 0.0f32);
+                    for y in y0..y1 {
+                        let row = y * w;
+                        su += u[row + x0..row + x1].iter().sum::<f32>();
+                        sv += v[row + x0..row + x1].iter().sum::<f32>();
+                    }
+                    let n = ((x1 - x0) * (y1 - y0)) as f32;
+                    best = best.max((su / n).hypot(sv / n));
+                }
+                best
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    t: usize,
+    /// Largest expression-region z.
+    z: f32,
+    /// Largest eye-region excess over baseline, pixels.
+    eye_ex: f32,
+    /// Largest expression-region excess over baseline, pixels.
+    expr_ex: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    start: usize,
+    last_above: usize,
+    peak_z: f32,
+    peak_at: usize,
+}
+
+/// Streaming state of the regional method.
+pub(crate) struct State {
+    eye: Vec<bool>,
+    high: f32,
+    low: f32,
+    rel: f32,
+    min_hist: usize,
+    floor: f32,
+    blink_ratio: f32,
+    smooth: usize,
+    window: usize,
+    gap: usize,
+    max_len: usize,
+    base_every: usize,
+    raw: VecDeque<Vec<f32>>,
+    raw_t: VecDeque<usize>,
+    hist: Vec<VecDeque<f32>>,
+    base: Vec<Option<(f32, f32)>>,
+    since_refresh: usize,
+    recent: VecDeque<Recent>,
+    active: Option<Active>,
+    buf: Vec<f32>,
+    blinks: Vec<Interval>,
+    /// Keyframe renewal period in frames (keyframe reference only).
+    refresh: Option<usize>,
+    /// Frames the offset is shifted back by (`k - 1` for the lag reference).
+    shift: usize,
+    /// Consecutive quiet frames observed.
+    quiet_run: usize,
+    /// Renew the keyframe at the next renewal point whatever the state.
+    force_ref: bool,
+}
+
+fn odd_frames(s: f64, fps: f64) -> usize {
+    let n = (s * fps).round().max(1.0) as usize;
+    if n.is_multiple_of(2) {
+        n + 1
+    } else {
+        n
+    }
+}
+
+impl State {
+    pub(crate) fn new(r: &RegionalConfig, cfg: &SpotterConfig) -> Self {
+        let smooth = odd_frames(r.smooth_s, cfg.fps);
+        let window = ((r.window_s * cfg.fps).round() as usize).max(16);
+        let max_len = ((r.max_event_s * cfg.fps).round() as usize).max(4);
+        let n = r.regions.len();
+        Self {
+            eye: r.regions.iter().map(|g| g.role == RegionRole::Eye).collect(),
+            high: r.high,
+            low: r.low,
+            rel: r.rel_extent,
+            min_hist: ((0.25 * cfg.fps).round() as usize).max(8),
+            floor: r.noise_floor,
+            blink_ratio: r.blink_ratio,
+            smooth,
+            window,
+            gap: match r.reference {
+                Reference::Lag => cfg.k + smooth,
+                Reference::Keyframe { .. } => smooth + odd_frames(0.05, cfg.fps),
+            },
+            max_len,
+            base_every: ((cfg.fps / 30.0).round() as usize).max(1),
+            raw: VecDeque::with_capacity(smooth),
+            raw_t: VecDeque::with_capacity(smooth),
+            hist: vec![VecDeque::with_capacity(window); n],
+            base: vec![None; n],
+            since_refresh: usize::MAX,
+            recent: VecDeque::with_capacity(max_len + 2),
+            active: None,
+            buf: Vec::new(),
+            blinks: Vec::new(),
+            refresh: match r.reference {
+                Reference::Lag => None,
+                Reference::Keyframe { refresh_s } => Some(((refresh_s * cfg.fps).round() as usize).max(1)),
+            },
+            shift: match r.reference {
+                Reference::Lag => cfg.k - 1,
+                Reference::Keyframe { .. } => 0,
+            },
+            quiet_run: 0,
+            force_ref: false,
+        }
+    }
+
+    /// Keyframe reference: whether frame `t` becomes the new keyframe (only at multiples of the
+    /// renewal period, so that batches and single pushes agree).
+    pub(crate) fn wants_reference(&mut self, t: usize) -> bool {
+        let Some(every) = self.refresh else { return false };
+        if !t.is_multiple_of(every) {
+            return false;
+        }
+        let quiet = self.active.is_none() && self.quiet_run >= self.smooth;
+        if self.force_ref || quiet {
+            self.force_ref = false;
+            return true;
+        }
+        false
+    }
+
+    /// Keyframe renewal period in frames (`None` for the lag reference).
+    pub(crate) fn refresh_period(&self) -> Option<usize> {
+        self.refresh
+    }
+
+    pub(crate) fn take_blinks(&mut self) -> Vec<Interval> {
+        std::mem::take(&mut self.blinks)
+    }
+
+    pub(crate) fn feed(&mut self, t: usize, s: Vec<f32>, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        self.raw.push_back(s);
+        self.raw_t.push_back(t);
+        if self.raw.len() > self.smooth {
+            self.raw.pop_front();
+            self.raw_t.pop_front();
+        }
+        if self.raw.len() == self.smooth {
+            let n = self.eye.len();
+            let mut avg = vec![0.0f32; n];
+            for v in &self.raw {
+                for (a, x) in avg.iter_mut().zip(v) {
+                    *a += x;
+                }
+            }
+            avg.iter_mut().for_each(|a| *a /= self.smooth as f32);
+            let ct = self.raw_t[self.smooth / 2];
+            self.observe(ct, &avg, cfg, events);
+        }
+    }
+
+    fn refresh_baselines(&mut self) {
+        for (h, b) in self.hist.iter().zip(self.base.iter_mut()) {
+            *b = super::robust_stats(h, &mut self.buf).map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
+        }
+        self.since_refresh = 0;
+    }
+
+    fn observe(&mut self, t: usize, s: &[f32], cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        if self.since_refresh >= self.base_every {
+            self.refresh_baselines();
+        }
+        self.since_refresh = self.since_refresh.saturating_add(1);
+        let ready =
+            self.base.iter().all(Option::is_some) && self.hist.iter().all(|h| h.len() >= self.min_hist);
+        let (mut z, mut eye_z, mut eye_ex, mut expr_ex) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        if ready {
+            for (i, (&x, b)) in s.iter().zip(&self.base).enumerate() {
+                let (med, scale) = b.unwrap_or((0.0, 1.0));
+                let zi = (x - med) / scale;
+                if self.eye[i] {
+                    eye_z = eye_z.max(zi);
+                    eye_ex = eye_ex.max(x - med);
+                } else {
+                    z = z.max(zi);
+                    expr_ex = expr_ex.max(x - med);
+                }
+            }
+        }
+        let quiet = z <= self.low && eye_z <= self.low;
+        self.quiet_run = if quiet && self.active.is_none() { self.quiet_run.saturating_add(1) } else { 0 };
+        // baselines learn from quiet frames only (and from everything until they exist)
+        if !ready || (self.active.is_none() && quiet) {
+            for (h, &x) in self.hist.iter_mut().zip(s) {
+                if h.len() == self.window {
+                    h.pop_front();
+                }
+                h.push_back(x);
+            }
+        }
+        self.recent.push_back(Recent { t, z, eye_ex, expr_ex });
+        while self.recent.len() > self.max_len + self.gap + 2 {
+            self.recent.pop_front();
+        }
+        match self.active.as_mut() {
+            None => {
+                if ready && z > self.high {
+                    // walk back to where the signal left its baseline
+                    let mut start = t;
+                    for r in self.recent.iter().rev().skip(1) {
+                        if r.z > self.low && r.t + 1 == start {
+                            start = r.t;
+                        } else {
+                            break;
+                        }
+                    }
+                    self.active = Some(Active { start, last_above: t, peak_z: z, peak_at: t });
+                }
+            }
+            Some(a) => {
+                if z > self.low {
+                    a.last_above = t;
+                }
+                if z > a.peak_z {
+                    a.peak_z = z;
+                    a.peak_at = t;
+                }
+                if t + 1 > a.start + self.max_len {
+                    // a movement that does not return to its baseline: renew the keyframe
+                    self.force_ref = true;
+                    self.close(cfg, events);
+                } else if t > a.last_above + self.gap {
+                    self.close(cfg, events);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        let Some(mut a) = self.active.take() else { return };
+        // trim the tails to the frames above the relative level
+        let level = self.low.max(self.rel * a.peak_z);
+        let inside = || self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above);
+        if let (Some(first), Some(last)) = (
+            inside().find(|r| r.z >= level).map(|r| r.t),
+            inside().filter(|r| r.z >= level).map(|r| r.t).next_back(),
+        ) {
+            (a.start, a.last_above) = (first, last);
+        }
+        let (mut eye, mut expr) = (0.0f32, 0.0f32);
+        for r in self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above) {
+            eye = eye.max(r.eye_ex);
+            expr = expr.max(r.expr_ex);
+        }
+        let onset = a.start.saturating_sub(1);
+        let offset = a.last_above.saturating_sub(self.shift).max(onset);
+        if eye > self.blink_ratio * expr {
+            if let Ok(iv) = Interval::new(onset, a.peak_at.clamp(onset, offset), offset) {
+                self.blinks.push(iv);
+            }
+            return;
+        }
+        if let Some(s) = Spotted::new(onset, a.peak_at, offset, expr, cfg) {
+            events.push(s);
+        }
+    }
+
+    pub(crate) fn finish(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        self.close(cfg, events);
+    }
+}
