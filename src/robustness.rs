@@ -71,19 +71,24 @@ impl Perturbation {
 
     /// Checks the strength's range.
     pub fn validate(&self) -> Result<()> {
+        // Upper limits keep every perturbation's cost bounded (a blur kernel, a rescaled frame).
         let ok = match *self {
-            Perturbation::Brightness(x) | Perturbation::Gamma(x) | Perturbation::Scale(x) => {
-                x.is_finite() && x > 0.0
-            }
-            Perturbation::Noise(x) | Perturbation::Blur(x) => x.is_finite() && x >= 0.0,
+            Perturbation::Brightness(x) | Perturbation::Gamma(x) => x.is_finite() && x > 0.0 && x <= 100.0,
+            Perturbation::Scale(x) => x.is_finite() && (0.05..=4.0).contains(&x),
+            Perturbation::Noise(x) => x.is_finite() && (0.0..=255.0).contains(&x),
+            Perturbation::Blur(x) => x.is_finite() && (0.0..=20.0).contains(&x),
             Perturbation::Rotation(x) => x.is_finite() && x.abs() <= 180.0,
             Perturbation::Jpeg(q) => (1..=100).contains(&q),
-            Perturbation::FrameRate(f) => f >= 1,
+            Perturbation::FrameRate(f) => (1..=1000).contains(&f),
         };
         if ok {
             Ok(())
         } else {
-            Err(Error::Invalid(format!("perturbation {self:?} is out of range")))
+            Err(Error::Invalid(format!(
+                "perturbation {self:?} is out of range (brightness and gamma in (0, 100], scale in \
+                 [0.05, 4], noise in [0, 255], blur in [0, 20], rotation in [-180, 180], JPEG quality \
+                 in 1..=100, frame-rate step in 1..=1000)"
+            )))
         }
     }
 
@@ -324,6 +329,21 @@ mod tests {
             let d = o.as_raw().iter().zip(f.as_raw()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(d < 1e-3, "{p:?} changed the frame by {d}");
         }
+    }
+
+    #[test]
+    fn absurd_strengths_are_refused() {
+        use Perturbation::*;
+        for p in
+            [Blur(1e9), Scale(1e6), Scale(0.0), Noise(f32::NAN), Gamma(1e30), FrameRate(1_000_000), Jpeg(0)]
+        {
+            assert!(p.validate().is_err(), "{p:?}");
+        }
+        assert!(default_suite_is_valid());
+    }
+
+    fn default_suite_is_valid() -> bool {
+        Perturbation::default_suite().iter().all(|p| p.validate().is_ok())
     }
 
     #[test]
