@@ -1110,6 +1110,7 @@ fn classify(
 /// names (trimmed) and the rows as numbers (`NaN` for empty cells). Errors on duplicate column
 /// names, ragged rows and non-numeric cells, naming the line and column.
 pub fn read_openface_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
+    mex_core::check_table_size(path).map_err(Error::Invalid)?;
     let text =
         std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());

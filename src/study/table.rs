@@ -87,6 +87,7 @@ pub(crate) fn parse_number(cell: &str) -> std::result::Result<Option<f64>, Strin
 /// of the named columns must be numeric: it is an indicator. Errors name the line and column.
 pub fn read_table(cfg: &StudyConfig) -> Result<Table> {
     let path = cfg.table.clone();
+    mex_core::check_table_size(&path).map_err(Error::Invalid)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)

@@ -124,3 +124,13 @@ fn class_sets_are_inferred_from_names_and_said() {
     std::fs::write(&p, "label,pred\ncat,1\ndog,cat\n").unwrap();
     exit_2(&mex(&["metrics", "classify", p.to_str().unwrap()]), "unknown class `cat`");
 }
+
+#[test]
+fn tables_past_the_size_limit_are_refused_before_reading() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("big.csv");
+    // A sparse file: 300 MiB declared, nothing written.
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(300 << 20).unwrap();
+    exit_2(&mex(&["metrics", "classify", p.to_str().unwrap()]), "MiB a table may have");
+}

@@ -41,6 +41,24 @@ mod labels;
 pub mod simd;
 
 pub use error::{CoreError, Result};
+
+/// Largest table file (CSV) any mex reader accepts, bytes (256 MiB): tables are read whole or a
+/// record at a time, and a file past this size, or a single giant field, would be read into memory.
+pub const MAX_TABLE_BYTES: u64 = 256 << 20;
+
+/// Errors with a message when the file at `path` is larger than [`MAX_TABLE_BYTES`]; missing
+/// files pass (the reader reports them).
+pub fn check_table_size(path: &std::path::Path) -> std::result::Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_TABLE_BYTES => Err(format!(
+            "{}: {} bytes, more than the {} MiB a table may have",
+            path.display(),
+            m.len(),
+            MAX_TABLE_BYTES >> 20
+        )),
+        _ => Ok(()),
+    }
+}
 pub use flow::FlowField;
 #[cfg(feature = "image")]
 pub use frame::{

@@ -108,6 +108,11 @@ impl Table {
     }
 
     fn read_csv(path: &Path) -> Result<Table> {
+        mex_core::check_table_size(path).map_err(|m| Error::Csv {
+            path: path.to_path_buf(),
+            line: 0,
+            message: m,
+        })?;
         let mut r = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)

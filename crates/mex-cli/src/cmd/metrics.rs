@@ -109,6 +109,7 @@ struct Table {
 impl Table {
     fn read(path: &Path) -> Result<Self> {
         let shown = path.display();
+        mex_core::check_table_size(path).map_err(anyhow::Error::msg)?;
         let bytes = std::fs::read(path).with_context(|| format!("{shown}: cannot read file"))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             bail!("{shown}: empty file (expected a header line)");
