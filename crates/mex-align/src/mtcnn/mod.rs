@@ -208,6 +208,21 @@ impl Mtcnn {
         scales
     }
 
+    /// The image area-reduced below `max_pixels` with the factors back to input pixels, or `None`
+    /// when it is small enough already.
+    fn downscaled(&self, img: &RgbImage) -> Option<(RgbImage, f32, f32)> {
+        let (w, h) = img.dimensions();
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels <= self.config.max_pixels {
+            return None;
+        }
+        let f = (self.config.max_pixels as f64 / pixels as f64).sqrt();
+        let nw = ((f64::from(w) * f).floor() as u32).max(1);
+        let nh = ((f64::from(h) * f).floor() as u32).max(1);
+        let small = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+        Some((small, w as f32 / nw as f32, h as f32 / nh as f32))
+    }
+
     /// Detects faces in an RGB image. Boxes and landmarks are in input pixels; an image without a
     /// face (or too small for the smallest face) gives an empty list. Errors only on an empty image.
     pub fn detect_rgb(&self, img: &RgbImage) -> Result<Vec<Face>> {
@@ -215,24 +230,9 @@ impl Mtcnn {
         if w == 0 || h == 0 {
             return Err(Error::BadImage { width: w, height: h, reason: "empty image".into() });
         }
-        let pixels = u64::from(w) * u64::from(h);
-        if pixels > self.config.max_pixels {
-            let f = (self.config.max_pixels as f64 / pixels as f64).sqrt();
-            let nw = ((f64::from(w) * f).floor() as u32).max(1);
-            let nh = ((f64::from(h) * f).floor() as u32).max(1);
-            let small = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-            let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
+        if let Some((small, sx, sy)) = self.downscaled(img) {
             let faces = self.detect_rgb(&small)?;
-            return Ok(faces
-                .into_iter()
-                .map(|mut f| {
-                    f.bbox = BBox::new(f.bbox.x0 * sx, f.bbox.y0 * sy, f.bbox.x1 * sx, f.bbox.y1 * sy);
-                    for p in &mut f.landmarks.points {
-                        *p = Point2::new(p.x * sx, p.y * sy);
-                    }
-                    f
-                })
-                .collect());
+            return Ok(faces.into_iter().map(|f| scale_face(f, sx, sy)).collect());
         }
         let run = || {
             with_scratch(&IMAGE, |im| {
@@ -265,28 +265,14 @@ impl Mtcnn {
         if boxes.is_empty() {
             return Ok(out);
         }
-        let pixels = u64::from(w) * u64::from(h);
-        if pixels > self.config.max_pixels {
+        if let Some((small, sx, sy)) = self.downscaled(img) {
             // Same downscaling as detection: the integral images must stay exact.
-            let f = (self.config.max_pixels as f64 / pixels as f64).sqrt();
-            let nw = ((f64::from(w) * f).floor() as u32).max(1);
-            let nh = ((f64::from(h) * f).floor() as u32).max(1);
-            let small = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-            let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
             let scaled: Vec<BBox> =
                 boxes.iter().map(|b| BBox::new(b.x0 / sx, b.y0 / sy, b.x1 / sx, b.y1 / sy)).collect();
             return Ok(self
                 .refine_rgb(&small, &scaled)?
                 .into_iter()
-                .map(|f| {
-                    f.map(|mut f| {
-                        f.bbox = BBox::new(f.bbox.x0 * sx, f.bbox.y0 * sy, f.bbox.x1 * sx, f.bbox.y1 * sy);
-                        for p in &mut f.landmarks.points {
-                            *p = Point2::new(p.x * sx, p.y * sy);
-                        }
-                        f
-                    })
-                })
+                .map(|f| f.map(|f| scale_face(f, sx, sy)))
                 .collect());
         }
         let cands: Vec<Cand> = boxes
@@ -506,6 +492,15 @@ impl Mtcnn {
         }
         Ok(faces)
     }
+}
+
+/// A face found on a downscaled image, back in input pixels.
+fn scale_face(mut f: Face, sx: f32, sy: f32) -> Face {
+    f.bbox = BBox::new(f.bbox.x0 * sx, f.bbox.y0 * sy, f.bbox.x1 * sx, f.bbox.y1 * sy);
+    for p in &mut f.landmarks.points {
+        *p = Point2::new(p.x * sx, p.y * sy);
+    }
+    f
 }
 
 impl FaceDetector for Mtcnn {
