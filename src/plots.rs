@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
 
-fn ensure_font() -> Result<()> {
+/// Registers the vendored font once for every figure of the crate.
+pub(crate) fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
@@ -24,7 +25,8 @@ fn ensure_font() -> Result<()> {
     }
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+/// A plotting error as the crate's error.
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Plot(e.to_string())
 }
 

@@ -6,24 +6,8 @@ use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
-
-fn ensure_font() -> Result<()> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Plot("could not register the vendored font".into()))
-    }
-}
-
-fn pe<E: std::fmt::Display>(e: E) -> Error {
-    Error::Plot(e.to_string())
-}
+use crate::plots::{ensure_font, plot_err as pe};
 
 macro_rules! draw_both {
     ($base:expr, $size:expr, |$root:ident| $body:block) => {{
