@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo run --release --example spot_bench                 # global, mdmd, regional
 //! cargo run --release --example spot_bench -- regional -v  # one variant, every video listed
+//! cargo run --release --example spot_bench -- --seed=100    # held-out seeds 100-105
 //! ```
 #![allow(missing_docs)]
 
@@ -79,12 +80,17 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(f64::NAN))))
         .collect();
     let only: Option<&str> = args.iter().find_map(|a| a.strip_prefix("--only="));
+    let seed: u64 = match args.iter().find_map(|a| a.strip_prefix("--seed=")) {
+        Some(s) => s.parse()?,
+        None => 0,
+    };
     let mut names: Vec<&str> =
         args.iter().filter(|a| !a.starts_with('-') && !a.contains('=')).map(String::as_str).collect();
     if names.is_empty() {
         names = vec!["global", "mdmd", "regional"];
     }
-    let mut videos: Vec<LongVideo> = load_videos(&DatasetSpec::SyntheticLong(SynthLongSpec::default()), 0)?;
+    let mut videos: Vec<LongVideo> =
+        load_videos(&DatasetSpec::SyntheticLong(SynthLongSpec::default()), seed)?;
     if let Some(g) = only {
         videos.retain(|v| v.group == g);
     }

@@ -89,3 +89,58 @@ fn malformed_spotting_configs_name_the_field() {
     let e = err(&TINY.replace("kind = \"spotting\"", "kind = \"spotting\"\niou_threshold = 0.0"));
     assert!(e.contains("task.iou_threshold"), "{e}");
 }
+
+/// A rendered face (mex-data's synthetic generator, exact timing) with a blink and, 0.13 s after
+/// it, a smile: the gap rule joins them into one event, whose blink part must be set aside and
+/// whose smile must be reported with its extent.
+#[test]
+fn regional_spotter_sets_a_blink_aside_and_keeps_the_smile_next_to_it() {
+    use mex::align::AlignConfig;
+    use mex::core::GrayF32;
+    use mex::data::synth::{
+        EventKind, ExpressionEvent, FacialAction, SubjectStyle, SynthConfig, Synthesizer,
+    };
+    use mex::flow::spot::SpotterConfig;
+
+    let synth = Synthesizer::astronaut(SynthConfig { fps: 30.0, ..SynthConfig::default() }).unwrap();
+    let face = synth.subject(&SubjectStyle::neutral()).unwrap();
+    let ev = |action, amplitude_px, onset, apex, offset, kind| ExpressionEvent {
+        action,
+        amplitude_px,
+        onset,
+        apex,
+        offset,
+        kind,
+    };
+    let blink = ev(FacialAction::Blink, 2.96, 60, 64, 68, EventKind::Blink);
+    let smile = ev(FacialAction::Smile, 2.5, 72, 84, 96, EventKind::Macro);
+    let run = |events: &[ExpressionEvent]| {
+        let clip = synth.clip(&face, 160, events, 7).unwrap();
+        let aligner = AlignConfig { size: 128, ..AlignConfig::default() }.build().unwrap();
+        let t = aligner.transform(&clip.landmarks5()).unwrap();
+        let (w, h) = clip.size();
+        let mut raw = GrayF32::new(w, h);
+        let mut sp = SpotterConfig::for_fps(30.0).build().unwrap();
+        let mut found = Vec::new();
+        for i in 0..clip.len() {
+            clip.render_into(i, &mut raw).unwrap();
+            let mut a = GrayF32::new(128, 128);
+            mex::align::align::warp_gray_into(&raw, &t, &mut a).unwrap();
+            sp.push(a).unwrap();
+            found.extend(sp.take_events());
+        }
+        found.extend(sp.finish());
+        (found, sp.take_blinks())
+    };
+
+    let (found, blinks) = run(&[blink, smile]);
+    assert_eq!(blinks.len(), 1, "{blinks:?} {found:?}");
+    assert!(blinks[0].iou(&blink.interval().unwrap()) >= 0.5, "{blinks:?}");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].interval.iou(&smile.interval().unwrap()) >= 0.5, "{found:?}");
+
+    // the blink alone: set aside, nothing reported
+    let (found, blinks) = run(&[blink]);
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(blinks.len(), 1, "{blinks:?}");
+}

@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 pub enum RegionRole {
     /// Its motion is an expression.
     Expression,
-    /// An eye: its motion never starts an event; an event whose motion is stronger here than in
-    /// every expression region is a blink.
+    /// An eye: its motion never starts an event; a part of an event whose motion is clearly
+    /// stronger here than in every expression region (see `blink_ratio`) is a blink.
     Eye,
 }
 
@@ -89,11 +89,14 @@ pub enum Reference {
 /// `high`; it extends back to where that z last rose above `low` and forward until it stays at
 /// or below `low` for more than the join gap (`k + smooth` frames for the lag reference), so the
 /// rise and the fall of one movement, with the dip between them at the apex, are one event. The
-/// extent is then trimmed to the frames whose z reaches `max(low, rel_extent · peak z)`. Onset =
-/// first such frame minus one; offset = last such frame minus `k - 1` (lag reference); apex =
-/// frame of the largest z. An event whose largest eye-region excess over baseline exceeds
-/// `blink_ratio` times its largest expression-region excess is a blink. Events last at most
-/// `max_event_s` seconds.
+/// event is cut into humps at the local minima of z; a hump whose peak z exceeds `high` and
+/// whose largest eye-region excess over baseline exceeds `blink_ratio` times its largest
+/// expression-region excess is a blink, set aside. The blinks split the event: each run of the
+/// other humps is one movement (reported when its peak z exceeds `high`), so that an expression
+/// joined to a nearby blink by the gap rule is kept. Each run (and each blink) is trimmed to the
+/// frames whose z reaches `max(low, rel_extent · peak z)`. Onset = first such frame minus one;
+/// offset = last such frame minus `k - 1` (lag reference); apex = frame of the largest z. Events
+/// last at most `max_event_s` seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RegionalConfig {
@@ -111,7 +114,7 @@ pub struct RegionalConfig {
     pub smooth_s: f64,
     /// Baseline window, seconds.
     pub window_s: f64,
-    /// Eye / expression excess ratio above which an event is a blink.
+    /// Eye / expression excess ratio above which a hump of an event is a blink.
     pub blink_ratio: f32,
     /// Longest event, seconds (bounds memory; longer movements are cut).
     pub max_event_s: f64,
@@ -133,7 +136,7 @@ impl Default for RegionalConfig {
             noise_floor: 0.01,
             smooth_s: 0.05,
             window_s: 10.0,
-            blink_ratio: 1.0,
+            blink_ratio: 1.5,
             max_event_s: 6.0,
             reference: Reference::Lag,
             rel_extent: 0.45,
@@ -269,8 +272,6 @@ struct Recent {
 struct Active {
     start: usize,
     last_above: usize,
-    peak_z: f32,
-    peak_at: usize,
 }
 
 /// Streaming state of the regional method.
@@ -459,16 +460,12 @@ impl State {
                             break;
                         }
                     }
-                    self.active = Some(Active { start, last_above: t, peak_z: z, peak_at: t });
+                    self.active = Some(Active { start, last_above: t });
                 }
             }
             Some(a) => {
                 if z > self.low {
                     a.last_above = t;
-                }
-                if z > a.peak_z {
-                    a.peak_z = z;
-                    a.peak_at = t;
                 }
                 if t + 1 > a.start + self.max_len {
                     // a movement that does not return to its baseline: renew the keyframe
@@ -482,30 +479,58 @@ impl State {
     }
 
     fn close(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
-        let Some(mut a) = self.active.take() else { return };
-        // trim the tails to the frames above the relative level
-        let level = self.low.max(self.rel * a.peak_z);
-        let inside = || self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above);
-        if let (Some(first), Some(last)) = (
-            inside().find(|r| r.z >= level).map(|r| r.t),
-            inside().filter(|r| r.z >= level).map(|r| r.t).next_back(),
-        ) {
-            (a.start, a.last_above) = (first, last);
-        }
-        let (mut eye, mut expr) = (0.0f32, 0.0f32);
-        for r in self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above) {
-            eye = eye.max(r.eye_ex);
-            expr = expr.max(r.expr_ex);
-        }
-        let onset = a.start.saturating_sub(1);
-        let offset = a.last_above.saturating_sub(self.shift).max(onset);
-        if eye > self.blink_ratio * expr {
-            if let Ok(iv) = Interval::new(onset, a.peak_at.clamp(onset, offset), offset) {
-                self.blinks.push(iv);
+        let Some(a) = self.active.take() else { return };
+        let frames: Vec<Recent> =
+            self.recent.iter().filter(|r| r.t >= a.start && r.t <= a.last_above).copied().collect();
+        // Humps: the stretches between local minima of z. A strong hump (peak z above `high`)
+        // whose eye excess exceeds `blink_ratio` times its expression excess is a blink; the
+        // blinks cut the event into runs of the other humps, each of them one movement.
+        let mut runs: Vec<(usize, usize, bool)> = Vec::new(); // (first index, last index, blink)
+        let mut h0 = 0;
+        for i in 1..=frames.len() {
+            let valley = i == frames.len()
+                || (frames[i].z > frames[i - 1].z && i >= 2 && frames[i - 1].z <= frames[i - 2].z);
+            if !valley {
+                continue;
             }
+            let hump = &frames[h0..i];
+            let peak = hump.iter().map(|r| r.z).fold(f32::MIN, f32::max);
+            let eye = hump.iter().map(|r| r.eye_ex).fold(0.0f32, f32::max);
+            let expr = hump.iter().map(|r| r.expr_ex).fold(0.0f32, f32::max);
+            let blink = peak > self.high && eye > self.blink_ratio * expr;
+            match runs.last_mut() {
+                Some(last) if last.2 == blink => last.1 = i - 1,
+                _ => runs.push((h0, i - 1, blink)),
+            }
+            h0 = i;
+        }
+        for (i0, i1, blink) in runs {
+            self.settle(&frames[i0..=i1], blink, cfg, events);
+        }
+    }
+
+    /// One run of humps: trimmed to the frames whose z reaches `rel_extent` of its peak, then
+    /// reported as a movement or set aside as a blink.
+    fn settle(&mut self, run: &[Recent], blink: bool, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        let Some(peak) = run.iter().max_by(|a, b| a.z.total_cmp(&b.z)).copied() else { return };
+        if peak.z <= self.high {
             return;
         }
-        if let Some(s) = Spotted::new(onset, a.peak_at, offset, expr, cfg) {
+        let level = self.low.max(self.rel * peak.z);
+        let (Some(first), Some(last)) =
+            (run.iter().find(|r| r.z >= level), run.iter().rev().find(|r| r.z >= level))
+        else {
+            return;
+        };
+        let expr =
+            run.iter().filter(|r| r.t >= first.t && r.t <= last.t).map(|r| r.expr_ex).fold(0.0, f32::max);
+        let onset = first.t.saturating_sub(1);
+        let offset = last.t.saturating_sub(self.shift).max(onset);
+        if blink {
+            if let Ok(iv) = Interval::new(onset, peak.t.clamp(onset, offset), offset) {
+                self.blinks.push(iv);
+            }
+        } else if let Some(s) = Spotted::new(onset, peak.t, offset, expr, cfg) {
             events.push(s);
         }
     }
