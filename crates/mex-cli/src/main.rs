@@ -21,7 +21,7 @@ enum Command {
     Metrics(cmd::metrics::MetricsArgs),
     /// Dense optical flow between two frames.
     Flow(cmd::flow::FlowArgs),
-    /// Spot micro- and macro-expressions in a folder of frames.
+    /// Spot micro- and macro-expressions in a video file or a folder of frames.
     Spot(cmd::spot::SpotArgs),
     /// Detect, landmark and align faces in an image.
     Align(cmd::align::AlignArgs),

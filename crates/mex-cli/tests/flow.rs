@@ -148,4 +148,82 @@ fn spot_errors_exit_2() {
     let out = mex(&["spot", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("b.png"));
+    // a file that is no video (with or without FFmpeg installed): exit 2, one line
+    let bad = dir.path().join("clip.mp4");
+    std::fs::write(&bad, b"not a video at all").unwrap();
+    let out = mex(&["spot", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "{out:?}");
+    let out = mex(&["spot", dir.path().to_str().unwrap(), "--fps", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `mex spot` on a real video (MEX_TEST_DATA/videos/single_face.mp4: 72 frames at 30 fps, a
+/// blink closing from about frame 25 to 30, then a smile): the rate comes from the container,
+/// the face is aligned, a movement is found where the subject moves, the same frames as a
+/// folder give the same result, and `mex analyze` finds its movement inside the same span.
+#[test]
+fn spot_a_real_video_like_its_frames_and_like_analyze() {
+    let Some(data) = std::env::var_os("MEX_TEST_DATA").map(std::path::PathBuf::from) else {
+        eprintln!("skipped: MEX_TEST_DATA not set");
+        return;
+    };
+    let ffmpeg_ok = Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success())
+        && Command::new("ffprobe").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !ffmpeg_ok {
+        eprintln!("skipped: ffmpeg/ffprobe not installed (.ci/run installs them)");
+        return;
+    }
+    let video = data.join("videos/single_face.mp4");
+    let out = mex(&["spot", video.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["frames"].as_u64(), v["fps"].as_f64()), (Some(72), Some(30.0)), "{v}");
+    assert_eq!(v["aligned"], true);
+    assert_eq!(v["method"], "regional");
+    let spans = |v: &serde_json::Value, key: &str| -> Vec<(u64, u64)> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["onset"].as_u64().unwrap(), i["offset"].as_u64().unwrap()))
+            .collect()
+    };
+    let found = spans(&v, "intervals");
+    assert!(found.iter().all(|&(a, b)| a <= b && b < 72), "{v}");
+    let moved: Vec<(u64, u64)> = found.iter().chain(&spans(&v, "blinks")).copied().collect();
+    assert!(moved.iter().any(|&(a, b)| a <= 30 && b >= 25), "nothing found at the blink: {v}");
+
+    // the same frames as a folder of PNG files (decoded by FFmpeg to the same RGB values)
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", video.to_str().unwrap(), "-pix_fmt", "rgb24"])
+        .arg(dir.path().join("f%04d.png"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = mex(&["spot", dir.path().to_str().unwrap(), "--fps", "30", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((spans(&w, "intervals"), spans(&w, "blinks")), (found.clone(), spans(&v, "blinks")), "{w}");
+
+    // mex analyze (per-frame tracking and alignment) finds its movement inside the same span
+    let an = dir.path().join("an");
+    let out = Command::new(env!("CARGO_BIN_EXE_mex"))
+        .args(["analyze", video.to_str().unwrap(), "--out", an.to_str().unwrap(), "--five-points", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(an.join("analysis.json")).unwrap()).unwrap();
+    let theirs: Vec<(u64, u64)> = a["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["interval"]["onset"].as_u64().unwrap(), i["interval"]["offset"].as_u64().unwrap()))
+        .collect();
+    assert!(!theirs.is_empty(), "{a}");
+    for (a0, a1) in theirs {
+        assert!(found.iter().any(|&(s0, s1)| a0 <= s1 && a1 >= s0), "analyze ({a0}, {a1}) vs spot {found:?}");
+    }
 }

@@ -1,6 +1,7 @@
-//! `mex spot FRAMES_DIR`: spot micro- and macro-movements in a folder of frames.
+//! `mex spot INPUT`: spot micro- and macro-movements in a video file or a folder of frames.
 //!
-//! The face is aligned first, as `mex analyze` does: MTCNN finds the face of the first frame and
+//! Frames stream through `mex_data::video` (FFmpeg for video files, natural file-name order for
+//! folders), as in `mex analyze`. The face is aligned first, as `mex analyze` does: MTCNN finds the face of the first frame and
 //! its similarity transform (`mex-align`, canonical template) warps every frame into a square
 //! crop, which the spotter reads. One transform serves the whole video, so that frames stream
 //! through in bounded memory (`mex analyze` smooths per-frame transforms over the whole clip);
@@ -11,17 +12,20 @@
 
 use anyhow::{Context, Result};
 use mex_align::{AlignConfig, Mtcnn};
+use mex_data::video::open_frames;
 use mex_flow::spot::{MdmdConfig, MovementKind, SpotMethod, SpotterConfig};
 use std::path::PathBuf;
 
 /// Arguments of `mex spot`.
 #[derive(Debug, clap::Args)]
 pub struct SpotArgs {
-    /// Folder of frames (png, jpg, bmp, tif), processed in file-name order.
-    pub frames_dir: PathBuf,
-    /// Frames per second of the video (for the micro / macro rule: micro <= 0.5 s).
-    #[arg(long, default_value_t = 30.0)]
-    pub fps: f64,
+    /// A video file (decoded by FFmpeg) or a folder of frames (png, jpg, bmp, tif), processed in
+    /// natural file-name order.
+    pub input: PathBuf,
+    /// Frames per second (for the micro / macro rule: micro <= 0.5 s, and the spotter's
+    /// durations). Default: the video's own rate; 30 for a folder of frames.
+    #[arg(long)]
+    pub fps: Option<f64>,
     /// Spotting method: regional (blink-aware, per facial region), global or mdmd.
     #[arg(long, default_value = "regional")]
     pub method: String,
@@ -36,13 +40,6 @@ pub struct SpotArgs {
     pub json: bool,
 }
 
-fn is_image(p: &std::path::Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff")
-    )
-}
-
 fn method_of(name: &str) -> Result<SpotMethod> {
     Ok(match name {
         "regional" => SpotMethod::default(),
@@ -54,31 +51,28 @@ fn method_of(name: &str) -> Result<SpotMethod> {
 
 /// Runs `mex spot`.
 pub fn run(args: SpotArgs) -> Result<()> {
-    let dir = &args.frames_dir;
+    let input = &args.input;
     let mut method = method_of(&args.method)?;
     if !matches!(args.align.as_str(), "auto" | "mtcnn" | "none") {
         anyhow::bail!("unknown --align `{}` (auto, mtcnn, none)", args.align);
     }
-    if !(args.fps.is_finite() && args.fps > 0.0) {
-        anyhow::bail!("--fps {} must be a positive number", args.fps);
+    if let Some(f) = args.fps {
+        if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
+            anyhow::bail!("--fps {f} must be a number in (0, 10000]");
+        }
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read frames folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_image(p))
-        .collect();
-    files.sort();
-    if files.len() < 2 {
-        anyhow::bail!("{} holds {} image frame(s); spotting needs at least 2", dir.display(), files.len());
-    }
-    let first = crate::cmd::flow::read_gray(&files[0])?;
+    let mut stream = open_frames(input, args.fps)?;
+    let fps = stream.info().fps;
+    let Some(first) = stream.next_frame()? else {
+        anyhow::bail!("{} holds no frames; spotting needs at least 2", input.display());
+    };
     let transform = if args.align == "none" {
         None
     } else {
         let det = Mtcnn::new().context("cannot load the MTCNN face detector")?;
         let faces = det
-            .detect_rgb(&mex::experiment::align::gray_to_rgb8(&first))
-            .with_context(|| format!("face detection failed on {}", files[0].display()))?;
+            .detect_rgb(&first.image)
+            .with_context(|| format!("face detection failed on the first frame of {}", input.display()))?;
         match faces.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
             Some(face) => {
                 let aligner = AlignConfig { size: args.crop_size, ..AlignConfig::default() }
@@ -87,56 +81,51 @@ pub fn run(args: SpotArgs) -> Result<()> {
                 Some((aligner.transform(&face.landmarks).context("alignment failed")?, args.crop_size))
             }
             None if args.align == "mtcnn" => {
-                anyhow::bail!("no face found in the first frame {}", files[0].display())
+                anyhow::bail!("no face found in the first frame of {}", input.display())
             }
             None => {
                 eprintln!(
-                    "mex: note: no face found in {}; spotting the frames as they are with the global method",
-                    files[0].display()
+                    "mex: note: no face found in the first frame of {}; spotting the frames as they are with the global method",
+                    input.display()
                 );
                 method = SpotMethod::Global;
                 None
             }
         }
     };
+    let prepare = |image: &image::RgbImage| -> Result<mex_core::GrayF32> {
+        let gray = mex_core::gray_f32_from_dynamic(&image::DynamicImage::ImageRgb8(image.clone()))?;
+        Ok(match &transform {
+            Some((t, side)) => {
+                let mut a = mex_core::GrayF32::new(*side, *side);
+                mex_align::align::warp_gray_into(&gray, t, &mut a).context("cannot align a frame")?;
+                a
+            }
+            None => gray,
+        })
+    };
     let method_name = method.name();
-    let cfg = SpotterConfig::for_fps(args.fps).with_method(method);
+    let cfg = SpotterConfig::for_fps(fps).with_method(method);
     let mut spotter = cfg.build().context("invalid spotting configuration")?;
     let mut events = Vec::new();
-    let mut blinks = Vec::new();
-    let size = first.dimensions();
     // decode and process in batches (flows of a batch run in parallel), memory bounded by the batch
     const BATCH: usize = 64;
-    for chunk in files.chunks(BATCH) {
-        let mut frames = Vec::with_capacity(chunk.len());
-        for p in chunk {
-            let f = crate::cmd::flow::read_gray(p)?;
-            if f.dimensions() != size {
-                anyhow::bail!(
-                    "frame {} is {}x{} but {} is {}x{}",
-                    p.display(),
-                    f.width(),
-                    f.height(),
-                    files[0].display(),
-                    size.0,
-                    size.1
-                );
-            }
-            frames.push(match &transform {
-                Some((t, side)) => {
-                    let mut a = mex_core::GrayF32::new(*side, *side);
-                    mex_align::align::warp_gray_into(&f, t, &mut a)
-                        .with_context(|| format!("cannot align {}", p.display()))?;
-                    a
-                }
-                None => f,
-            });
+    let mut frames = vec![prepare(&first.image)?];
+    let mut n = 1usize;
+    while let Some(f) = stream.next_frame()? {
+        frames.push(prepare(&f.image)?);
+        n += 1;
+        if frames.len() == BATCH {
+            spotter.push_batch(std::mem::take(&mut frames)).context("spotting failed")?;
+            events.extend(spotter.take_events());
         }
-        spotter.push_batch(frames).with_context(|| format!("spotting failed in {}", dir.display()))?;
-        events.extend(spotter.take_events());
     }
+    if n < 2 {
+        anyhow::bail!("{} holds 1 frame; spotting needs at least 2", input.display());
+    }
+    spotter.push_batch(frames).context("spotting failed")?;
     events.extend(spotter.finish());
-    blinks.extend(spotter.take_blinks());
+    let blinks = spotter.take_blinks();
     let kind = |k: MovementKind| match k {
         MovementKind::Micro => "micro",
         MovementKind::Macro => "macro",
@@ -157,8 +146,8 @@ pub fn run(args: SpotArgs) -> Result<()> {
         let bl: Vec<serde_json::Value> =
             blinks.iter().map(|b| serde_json::json!({ "onset": b.onset, "offset": b.offset })).collect();
         let v = serde_json::json!({
-            "frames": files.len(),
-            "fps": args.fps,
+            "frames": n,
+            "fps": fps,
             "method": method_name,
             "aligned": transform.is_some(),
             "intervals": ivs,
@@ -168,7 +157,7 @@ pub fn run(args: SpotArgs) -> Result<()> {
     } else {
         println!(
             "{} frames, {} interval(s), {} blink(s) set aside ({} method, {})",
-            files.len(),
+            n,
             events.len(),
             blinks.len(),
             method_name,
