@@ -144,3 +144,65 @@ fn regional_spotter_sets_a_blink_aside_and_keeps_the_smile_next_to_it() {
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(blinks.len(), 1, "{blinks:?}");
 }
+
+/// The real-data path of spotting experiments: a CAS(ME)² tree (the loader's coding-file
+/// fixture) whose two video folders hold the 72 frames of a real face video
+/// (MEX_TEST_DATA/videos/single_face.mp4, decoded by FFmpeg), numbered from 540 so that the
+/// fixture's macro-expression of s15 (557-572-608) spans the subject's blink and smile
+/// (frames 16-68 of the clip). Frames are read in number order, the face aligned with MTCNN on
+/// the first frame, and every annotation is scored.
+#[test]
+fn spotting_experiment_on_a_casme_sq_tree_of_real_frames() {
+    let Some(data) = std::env::var_os("MEX_TEST_DATA").map(std::path::PathBuf::from) else {
+        eprintln!("skipped: MEX_TEST_DATA not set");
+        return;
+    };
+    if !std::process::Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: ffmpeg not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rawpic");
+    for v in ["s15/15_0101disgustingteeth", "s16/16_0401anger1"] {
+        let d = root.join(v);
+        std::fs::create_dir_all(&d).unwrap();
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(data.join("videos/single_face.mp4"))
+            .args(["-q:v", "2", "-start_number", "540"])
+            .arg(d.join("img%d.jpg"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let coding = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/mex-data/tests/fixtures/casme_sq_code_final.xlsx");
+    let toml = format!(
+        r#"
+name = "casme-sq-tree"
+[task]
+kind = "spotting"
+[dataset]
+kind = "long_video"
+dataset = "casme_sq"
+coding_file = {coding:?}
+frames_root = {root:?}
+[evaluation]
+bootstrap = 20
+[[variants]]
+name = "regional"
+"#
+    );
+    let cfg = ExperimentConfig::from_toml_str(&toml, "casme.toml").unwrap();
+    let out = dir.path().join("run");
+    let r = match run_experiment(&cfg, &out, &RunOptions::default()).unwrap() {
+        RunOutcome::Spotting(r) => *r,
+        other => panic!("expected a spotting report, got {other:?}"),
+    };
+    // the fixture's three annotations: s15 macro 557-608 and micro 1200-1210, one in s16
+    assert_eq!(r.n_videos, 2);
+    assert_eq!(r.n_micro + r.n_macro, 3, "{r:?}");
+    let v = &r.variants[0];
+    assert_eq!(v.overall.counts.tp + v.overall.counts.fn_, 3);
+    assert!(v.macro_.counts.tp >= 1, "the blink-and-smile span of s15 is not found: {:?}", v.overall);
+}
