@@ -528,9 +528,7 @@ impl Pipeline {
                 .map_err(|e| Error::stage("align", format!("frame {f}"), e))?;
             if let Some(dir) = &self.crop_dir {
                 let p = dir.join(format!("face{id}_{f:06}.png"));
-                mex_core::gray_f32_to_luma8(&crop)
-                    .save(&p)
-                    .map_err(|e| Error::Io { path: p.clone(), source: std::io::Error::other(e) })?;
+                crate::io::save_image_atomic(&mex_core::gray_f32_to_luma8(&crop), &p)?;
                 self.written_crops.push(p);
             }
             if self.keep_crops > 0 {
