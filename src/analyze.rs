@@ -58,6 +58,9 @@ pub enum LandmarkSource {
     Dlib(PathBuf),
 }
 
+/// Largest frame rate an analysis accepts (`--fps`), frames per second.
+pub const MAX_FPS: f64 = 10_000.0;
+
 /// Settings of an analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyzeConfig {
@@ -103,8 +106,8 @@ impl AnalyzeConfig {
     /// Checks every range.
     pub fn validate(&self) -> Result<()> {
         if let Some(f) = self.fps {
-            if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
-                return Err(Error::Invalid(format!("--fps {f} must be in (0, 10000]")));
+            if !(f.is_finite() && f > 0.0 && f <= MAX_FPS) {
+                return Err(Error::Invalid(format!("--fps {f} must be in (0, {MAX_FPS}]")));
             }
         }
         if !(16..=1024).contains(&self.crop_size) {

@@ -161,6 +161,24 @@ fn bad_tables_exit_2_naming_line_and_column() {
     );
 }
 
+#[test]
+fn absurd_numbers_in_a_study_file_exit_2_naming_the_key() {
+    let head = "table = \"t.csv\"\npositive = \"patient\"\n";
+    let cuts: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+    for (body, needles) in [
+        ("bootstrap_resamples = 1000000000\n".to_string(), vec!["bootstrap_resamples", "at most 100000"]),
+        ("bootstrap_resamples = 100001\n".to_string(), vec!["bootstrap_resamples", "100001"]),
+        ("n_folds = 9223372036854775807\n".to_string(), vec!["n_folds", "at most 10000"]),
+        (format!("age_bands = [{}]\n", cuts.join(", ")), vec!["age_bands", "101 cut points"]),
+        ("[analyze]\nfps = 1e9\n".to_string(), vec!["analyze.fps", "10000"]),
+    ] {
+        expect_bad(&rows(""), Some(&format!("{head}{body}")), &needles);
+    }
+    // the largest accepted values pass validation
+    let ok = format!("{head}bootstrap_resamples = 100000\nn_folds = 10000\n[analyze]\nfps = 10000\n");
+    assert!(mex::study::StudyConfig::from_toml_str(&ok, Path::new("s.toml")).is_ok());
+}
+
 fn write_analysis(path: &Path, x: f64, y: Option<f64>) {
     let y = y.map_or("null".to_string(), |v| v.to_string());
     std::fs::write(path, format!("{{\"indicators\": {{\"x\": {x}, \"y\": {y}}}, \"n_frames\": 10, \"fps\": 30.0, \"duration_s\": 0.33}}")).unwrap();
