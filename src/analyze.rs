@@ -646,7 +646,10 @@ pub fn run_analyze_with(
     }
     let points = if dlib.is_some() { 68 } else { 5 };
 
-    std::fs::create_dir_all(out).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
+    // Declared before every output so that it is dropped after them (a failed run's temporary
+    // files are gone before its folders are removed).
+    let mut leftovers = crate::io::Leftovers::default();
+    leftovers.create_dir_all(out)?;
     if !out.is_dir() {
         return Err(Error::Io {
             path: out.to_path_buf(),
@@ -677,7 +680,7 @@ pub fn run_analyze_with(
     };
     let crop_dir = if cfg.save_frames {
         let d = out.join("aligned_frames");
-        std::fs::create_dir_all(&d).map_err(|e| Error::Io { path: d.clone(), source: e })?;
+        leftovers.create_dir_all(&d)?;
         Some(d)
     } else {
         None
@@ -868,17 +871,15 @@ pub fn run_analyze_with(
         collect_events(&mut p, model.as_ref(), &mut all_events, cfg)?;
         Ok(())
     })();
-    if let Err(e) = result {
-        for f in &p.written_crops {
-            let _ = std::fs::remove_file(f);
-        }
-        return Err(e);
-    }
+    // from here on, a failure removes the crops too
+    leftovers.files.append(&mut p.written_crops);
+    result?;
     if n_frames < 2 {
         return Err(Error::stage("data", input.display().to_string(), "need at least two frames"));
     }
     if frames_with_face == 0 {
-        warnings.push("no face was found in any frame".into());
+        // nothing to analyse: an error, and no output (the guards remove what was written)
+        return Err(Error::NoFace { n_frames });
     }
     all_events.sort_by_key(|e| (e.face_id, e.interval.onset));
     let faces: Vec<FaceSummary> = p
@@ -1005,6 +1006,7 @@ pub fn run_analyze_with(
         let _ = std::fs::remove_file(&csv_path);
         return Err(e);
     }
+    leftovers.keep();
     Ok(result)
 }
 

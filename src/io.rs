@@ -2,7 +2,7 @@
 //! folder and renamed into place, so an interrupted run never leaves a half-written file.
 
 use crate::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically (temporary file + rename), creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -31,6 +31,47 @@ where
 
 fn io(p: &Path, e: std::io::Error) -> Error {
     Error::Io { path: p.to_path_buf(), source: e }
+}
+
+/// What a failed command removes when dropped: the files it wrote, then the folders it created
+/// (each only when empty, deepest first). [`Leftovers::keep`] on success.
+#[derive(Default)]
+pub(crate) struct Leftovers {
+    /// Files to remove.
+    pub(crate) files: Vec<PathBuf>,
+    /// Folders to remove when empty, parents first.
+    dirs: Vec<PathBuf>,
+}
+
+impl Leftovers {
+    /// Creates `dir` and its missing parents, remembering those that did not exist.
+    pub(crate) fn create_dir_all(&mut self, dir: &Path) -> Result<()> {
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+        self.dirs.extend(missing.into_iter().rev());
+        Ok(())
+    }
+
+    /// Success: keeps everything.
+    pub(crate) fn keep(mut self) {
+        self.files.clear();
+        self.dirs.clear();
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
