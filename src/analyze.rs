@@ -58,6 +58,9 @@ pub enum LandmarkSource {
     Dlib(PathBuf),
 }
 
+/// Largest frame rate an analysis accepts (`--fps`), frames per second.
+pub const MAX_FPS: f64 = 10_000.0;
+
 /// Settings of an analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyzeConfig {
@@ -103,8 +106,8 @@ impl AnalyzeConfig {
     /// Checks every range.
     pub fn validate(&self) -> Result<()> {
         if let Some(f) = self.fps {
-            if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
-                return Err(Error::Invalid(format!("--fps {f} must be in (0, 10000]")));
+            if !(f.is_finite() && f > 0.0 && f <= MAX_FPS) {
+                return Err(Error::Invalid(format!("--fps {f} must be in (0, {MAX_FPS}]")));
             }
         }
         if !(16..=1024).contains(&self.crop_size) {
@@ -528,9 +531,7 @@ impl Pipeline {
                 .map_err(|e| Error::stage("align", format!("frame {f}"), e))?;
             if let Some(dir) = &self.crop_dir {
                 let p = dir.join(format!("face{id}_{f:06}.png"));
-                mex_core::gray_f32_to_luma8(&crop)
-                    .save(&p)
-                    .map_err(|e| Error::Io { path: p.clone(), source: std::io::Error::other(e) })?;
+                crate::io::save_image_atomic(&mex_core::gray_f32_to_luma8(&crop), &p)?;
                 self.written_crops.push(p);
             }
             if self.keep_crops > 0 {
@@ -645,7 +646,10 @@ pub fn run_analyze_with(
     }
     let points = if dlib.is_some() { 68 } else { 5 };
 
-    std::fs::create_dir_all(out).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
+    // Declared before every output so that it is dropped after them (a failed run's temporary
+    // files are gone before its folders are removed).
+    let mut leftovers = crate::io::Leftovers::default();
+    leftovers.create_dir_all(out)?;
     if !out.is_dir() {
         return Err(Error::Io {
             path: out.to_path_buf(),
@@ -676,7 +680,7 @@ pub fn run_analyze_with(
     };
     let crop_dir = if cfg.save_frames {
         let d = out.join("aligned_frames");
-        std::fs::create_dir_all(&d).map_err(|e| Error::Io { path: d.clone(), source: e })?;
+        leftovers.create_dir_all(&d)?;
         Some(d)
     } else {
         None
@@ -867,17 +871,15 @@ pub fn run_analyze_with(
         collect_events(&mut p, model.as_ref(), &mut all_events, cfg)?;
         Ok(())
     })();
-    if let Err(e) = result {
-        for f in &p.written_crops {
-            let _ = std::fs::remove_file(f);
-        }
-        return Err(e);
-    }
+    // from here on, a failure removes the crops too
+    leftovers.files.append(&mut p.written_crops);
+    result?;
     if n_frames < 2 {
         return Err(Error::stage("data", input.display().to_string(), "need at least two frames"));
     }
     if frames_with_face == 0 {
-        warnings.push("no face was found in any frame".into());
+        // nothing to analyse: an error, and no output (the guards remove what was written)
+        return Err(Error::NoFace { n_frames });
     }
     all_events.sort_by_key(|e| (e.face_id, e.interval.onset));
     let faces: Vec<FaceSummary> = p
@@ -1004,6 +1006,7 @@ pub fn run_analyze_with(
         let _ = std::fs::remove_file(&csv_path);
         return Err(e);
     }
+    leftovers.keep();
     Ok(result)
 }
 

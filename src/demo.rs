@@ -124,10 +124,6 @@ fn to_luma8(img: &GrayF32) -> image::GrayImage {
     mex_core::gray_f32_to_luma8(img)
 }
 
-fn save_png(img: &image::GrayImage, path: &Path) -> Result<()> {
-    img.save(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })
-}
-
 /// The classifier of the demo: STSTNet trained on TV-L1 inputs of a synthetic composite set.
 fn train_classifier(
     cfg: &DemoConfig,
@@ -330,7 +326,7 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path) -> Result<DemoOutput> {
 
     // 6. Files.
     let p = out.join("aligned_onset.png");
-    save_png(&to_luma8(&aligned.frames[f_on]), &p)?;
+    crate::io::save_image_atomic(&to_luma8(&aligned.frames[f_on]), &p)?;
     files.push(p);
     let p = out.join("flow.png");
     mex_flow::viz::save_flow_png(&p, &flow, None).map_err(stage("flow", "flow.png"))?;

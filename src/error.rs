@@ -43,6 +43,13 @@ pub enum Error {
         /// The stage's error message.
         reason: String,
     },
+    /// No face was found in any frame of a recording (`mex analyze`): there is nothing to
+    /// analyse, and nothing is written.
+    #[error("no face found in any of the {n_frames} frames")]
+    NoFace {
+        /// Frames read.
+        n_frames: usize,
+    },
     /// Invalid request (e.g. a fold index out of range).
     #[error("{0}")]
     Invalid(String),

@@ -10,13 +10,13 @@
 //! Frames without a face are gaps in the lines, never zeros. Figures hold derived numbers only,
 //! never face images.
 
-use crate::{Error, Result};
+use crate::Result;
 use mex_indicators::{Blink, FrameIndicators, Region};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-use crate::plots::{ensure_font, plot_err};
+use crate::plots::plot_err;
 
 /// One named line broken into runs of consecutive present values.
 struct Line {
@@ -130,27 +130,7 @@ impl Figure<'_> {
 
     /// Renders SVG and PNG in memory, then writes each atomically.
     fn write(&self, base: &Path, size: (u32, u32)) -> Result<Vec<PathBuf>> {
-        ensure_font()?;
-        let mut svg_text = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg_text, size).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_err)?;
-        }
-        let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_err)?;
-        }
-        let img = image::RgbImage::from_raw(size.0, size.1, rgb)
-            .ok_or_else(|| Error::Plot("PNG buffer has the wrong size".into()))?;
-        let mut png = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(plot_err)?;
-        let (svg, pngp) = (base.with_extension("svg"), base.with_extension("png"));
-        crate::io::write_atomic(&svg, svg_text.as_bytes())?;
-        crate::io::write_atomic(&pngp, &png)?;
-        Ok(vec![svg, pngp])
+        crate::plots::both_generic(base, size, |r| self.draw(r.0), |r| self.draw(r.0))
     }
 }
 

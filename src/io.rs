@@ -2,22 +2,76 @@
 //! folder and renamed into place, so an interrupted run never leaves a half-written file.
 
 use crate::{Error, Result};
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically (temporary file + rename), creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |p: &Path, e| Error::Io { path: p.to_path_buf(), source: e };
+    write_atomic_with(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| io(tmp, e)))
+}
+
+/// Writes `path` atomically with `write`, which gets the temporary path to write the whole content
+/// to (same folder, same extension); creates parent folders. When `write` fails, nothing is left
+/// at the temporary path and `path` is untouched (see [`mex_core::write_atomic_with`]).
+pub fn write_atomic_with<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
+    mex_core::write_atomic_with(path, write)
+        .map_err(|e| e.into_error(|path, source| Error::Io { path, source }))
+}
+
+/// Writes an image atomically; the format follows `path`'s extension.
+pub fn save_image_atomic<P, C>(img: &image::ImageBuffer<P, C>, path: &Path) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    write_atomic_with(path, |tmp| img.save(tmp).map_err(|e| io(tmp, std::io::Error::other(e))))
+}
+
+fn io(p: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: p.to_path_buf(), source: e }
+}
+
+/// What a failed command removes when dropped: the files it wrote, then the folders it created
+/// (each only when empty, deepest first). [`Leftovers::keep`] on success.
+#[derive(Default)]
+pub(crate) struct Leftovers {
+    /// Files to remove.
+    pub(crate) files: Vec<PathBuf>,
+    /// Folders to remove when empty, parents first.
+    dirs: Vec<PathBuf>,
+}
+
+impl Leftovers {
+    /// Creates `dir` and its missing parents, remembering those that did not exist.
+    pub(crate) fn create_dir_all(&mut self, dir: &Path) -> Result<()> {
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+        self.dirs.extend(missing.into_iter().rev());
+        Ok(())
     }
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+
+    /// Success: keeps everything.
+    pub(crate) fn keep(mut self) {
+        self.files.clear();
+        self.dirs.clear();
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -50,5 +104,22 @@ mod tests {
             std::fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1);
         assert!(read_json::<Vec<i32>>(&dir.path().join("missing.json")).is_err());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("crop.png");
+        let r = write_atomic_with(&p, |tmp| {
+            std::fs::write(tmp, b"half a file").unwrap();
+            Err::<(), _>(Error::Invalid("encoder failed".into()))
+        });
+        assert!(matches!(r, Err(Error::Invalid(_))));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // an image: written whole, decodable, nothing beside it
+        let img = image::GrayImage::from_fn(5, 4, |x, y| image::Luma([(10 * x + y) as u8]));
+        save_image_atomic(&img, &p).unwrap();
+        assert_eq!(image::open(&p).unwrap().to_luma8(), img);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

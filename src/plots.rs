@@ -1,4 +1,5 @@
-//! Report figures drawn with plotters, each written as SVG and PNG.
+//! Report figures drawn with plotters, each written as SVG and PNG through a temporary file and a
+//! rename (never half-written).
 //!
 //! Text uses the vendored DejaVu Sans Mono font (Bitstream Vera licence, `assets/fonts/`), so figures
 //! render identically on any machine without system fonts.
@@ -253,29 +254,41 @@ pub fn lines(
 }
 
 /// Wrapper so that one closure type per backend can be passed.
-struct Area<'a, DB: DrawingBackend>(&'a DrawingArea<DB, Shift>);
+pub(crate) struct Area<'a, DB: DrawingBackend>(pub(crate) &'a DrawingArea<DB, Shift>);
 
-fn both_generic<S, B>(base: &Path, size: (u32, u32), svg_draw: S, png_draw: B) -> Result<Vec<PathBuf>>
+/// Draws one figure in memory with `svg_draw` and `png_draw` (the same drawing on each backend)
+/// and writes `base.svg` and `base.png`, each through a temporary file and a rename: a drawing
+/// that fails writes nothing. Creates `base`'s folder.
+pub(crate) fn both_generic<S, B>(
+    base: &Path,
+    size: (u32, u32),
+    svg_draw: S,
+    png_draw: B,
+) -> Result<Vec<PathBuf>>
 where
     S: Fn(Area<'_, SVGBackend<'_>>) -> Result<()>,
     B: Fn(Area<'_, BitMapBackend<'_>>) -> Result<()>,
 {
     ensure_font()?;
-    if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-    }
-    let svg = base.with_extension("svg");
-    let png = base.with_extension("png");
+    let mut svg_text = String::new();
     {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg_text, size).into_drawing_area();
         svg_draw(Area(&root))?;
         root.present().map_err(plot_err)?;
     }
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         png_draw(Area(&root))?;
         root.present().map_err(plot_err)?;
     }
+    let img = image::RgbImage::from_raw(size.0, size.1, rgb)
+        .ok_or_else(|| Error::Plot("PNG buffer has the wrong size".into()))?;
+    let mut png_bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png_bytes), image::ImageFormat::Png).map_err(plot_err)?;
+    let (svg, png) = (base.with_extension("svg"), base.with_extension("png"));
+    crate::io::write_atomic(&svg, svg_text.as_bytes())?;
+    crate::io::write_atomic(&png, &png_bytes)?;
     Ok(vec![svg, png])
 }
 
@@ -319,5 +332,45 @@ mod tests {
             }
         }
         assert!(bars_with_ci(&dir.path().join("x"), "t", "y", &classes, &[0.1], None).is_err());
+        // only the figures: no temporary file left beside them
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["bars.png", "bars.svg", "cm.png", "cm.svg", "curve.png", "curve.svg"]);
+    }
+
+    #[test]
+    fn a_drawing_that_fails_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("fig");
+        let fail = || Err(Error::Plot("drawing failed".into()));
+        // fails after drawing part of the SVG
+        let r = both_generic(
+            &base,
+            (64, 48),
+            |a| {
+                a.0.fill(&WHITE).map_err(plot_err)?;
+                fail()
+            },
+            |a| a.0.fill(&WHITE).map_err(plot_err),
+        );
+        assert!(matches!(r, Err(Error::Plot(_))));
+        // the SVG draws, the PNG fails: neither is written
+        let r = both_generic(&base, (64, 48), |a| a.0.fill(&WHITE).map_err(plot_err), |_| fail());
+        assert!(matches!(r, Err(Error::Plot(_))));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        // a figure over an existing one replaces it whole
+        both_generic(
+            &base,
+            (64, 48),
+            |a| a.0.fill(&WHITE).map_err(plot_err),
+            |a| a.0.fill(&RED).map_err(plot_err),
+        )
+        .unwrap();
+        let png = image::open(base.with_extension("png")).unwrap().to_rgb8();
+        assert_eq!((png.dimensions(), png.get_pixel(3, 3).0), ((64, 48), [255, 0, 0]));
     }
 }

@@ -57,11 +57,20 @@ impl ColumnNames {
     }
 }
 
+/// Most bootstrap resamples a study file may ask for (`bootstrap_resamples`), as experiments.
+pub const MAX_RESAMPLES: usize = crate::experiment::config::MAX_RESAMPLES;
+/// Most cross-validation folds (`n_folds`); fewer are used when a group has fewer subjects.
+pub const MAX_STUDY_FOLDS: usize = 10_000;
+/// Most age-band cut points (`age_bands`).
+pub const MAX_AGE_CUTS: usize = 100;
+/// Largest frame rate of frames-folder recordings (`analyze.fps`), as `mex analyze --fps`.
+pub const MAX_FPS: f64 = crate::analyze::MAX_FPS;
+
 /// Settings of the analysis of video / frames-folder recordings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StudyAnalyzeConfig {
-    /// Frames per second of frames folders (videos carry their own).
+    /// Frames per second of frames folders (videos carry their own); in (0, [`MAX_FPS`]].
     pub fps: f64,
 }
 
@@ -103,15 +112,17 @@ pub struct StudyConfig {
     pub indicators: Option<Vec<String>>,
     /// Confidence level of every interval (default 0.95).
     pub confidence: f64,
-    /// Bootstrap resamples of the AUC intervals (default 2000).
+    /// Bootstrap resamples of the AUC intervals (default 2000; 100 to [`MAX_RESAMPLES`]).
     pub bootstrap_resamples: usize,
     /// Seed of every random process (bootstrap, fold assignment).
     pub seed: u64,
-    /// Folds of the cross-validated classifier, grouped by subject (default 5).
+    /// Folds of the cross-validated classifier, grouped by subject (default 5; 2 to
+    /// [`MAX_STUDY_FOLDS`]).
     pub n_folds: usize,
     /// Inverse L2 strength `C` of the logistic regression (default 1.0, scikit-learn's).
     pub c: f64,
-    /// Age-band cut points in years (default `[40, 60]`: `<40`, `40-59`, `>=60`).
+    /// Age-band cut points in years (default `[40, 60]`: `<40`, `40-59`, `>=60`; at most
+    /// [`MAX_AGE_CUTS`]).
     pub age_bands: Vec<f64>,
     /// Analysis of video and frames-folder recordings.
     pub analyze: StudyAnalyzeConfig,
@@ -197,8 +208,17 @@ impl StudyConfig {
                 format!("{}: use at least 100", self.bootstrap_resamples),
             ));
         }
+        if self.bootstrap_resamples > MAX_RESAMPLES {
+            return Err(bad(
+                "bootstrap_resamples",
+                format!("{}: at most {MAX_RESAMPLES}", self.bootstrap_resamples),
+            ));
+        }
         if self.n_folds < 2 {
             return Err(bad("n_folds", format!("{}: need at least 2 folds", self.n_folds)));
+        }
+        if self.n_folds > MAX_STUDY_FOLDS {
+            return Err(bad("n_folds", format!("{}: at most {MAX_STUDY_FOLDS}", self.n_folds)));
         }
         if !(self.c > 0.0 && self.c.is_finite()) {
             return Err(bad("c", format!("{} must be a positive number", self.c)));
@@ -206,8 +226,14 @@ impl StudyConfig {
         if self.age_bands.iter().any(|a| !a.is_finite()) || self.age_bands.windows(2).any(|w| w[0] >= w[1]) {
             return Err(bad("age_bands", "cut points must be finite and increasing".into()));
         }
-        if !(self.analyze.fps.is_finite() && self.analyze.fps > 0.0) {
-            return Err(bad("analyze.fps", format!("{} must be a positive number", self.analyze.fps)));
+        if self.age_bands.len() > MAX_AGE_CUTS {
+            return Err(bad(
+                "age_bands",
+                format!("{} cut points: at most {MAX_AGE_CUTS}", self.age_bands.len()),
+            ));
+        }
+        if !(self.analyze.fps.is_finite() && self.analyze.fps > 0.0 && self.analyze.fps <= MAX_FPS) {
+            return Err(bad("analyze.fps", format!("{} must be in (0, {MAX_FPS}]", self.analyze.fps)));
         }
         let roles = self.columns.roles();
         for (i, (role, header)) in roles.iter().enumerate() {

@@ -84,6 +84,17 @@ pub fn run_study(
     let (positive, negative) = check_groups(&mut table, cfg)?;
     let recs = recordings::list_recordings(&table, cfg)?;
     let cache: PathBuf = cache.map_or_else(|| out.join("cache"), Path::to_path_buf);
+    // a recording without a face is bad input: named by its line and column
+    let analyse = |rec: &recordings::Recording| {
+        recordings::ensure_analysed(rec, cfg, &cache).map_err(|e| match e {
+            Error::NoFace { .. } => {
+                table.error_at(rec.line, &cfg.columns.recording, format!("{}: {e}", rec.path.display()))
+            }
+            e => e,
+        })
+    };
+    // folders created for the cache are removed again when an analysis fails and leaves them empty
+    let mut made = crate::io::Leftovers::default();
     match mode {
         StudyMode::Recording(k) => {
             let rec = recs.get(k).ok_or_else(|| {
@@ -93,13 +104,21 @@ pub fn run_study(
                     recs.len().saturating_sub(1)
                 ))
             })?;
-            let ran = recordings::ensure_analysed(rec, cfg, &cache)?;
+            if rec.key.is_some() {
+                made.create_dir_all(&cache)?;
+            }
+            let ran = analyse(rec)?;
+            made.keep();
             return Ok(StudyOutcome::Analysed { index: k, total: recs.len(), ran, path: rec.path.clone() });
         }
         StudyMode::All => {
-            for rec in &recs {
-                recordings::ensure_analysed(rec, cfg, &cache)?;
+            if recs.iter().any(|r| r.key.is_some()) {
+                made.create_dir_all(&cache)?;
             }
+            for rec in &recs {
+                analyse(rec)?;
+            }
+            made.keep();
         }
         StudyMode::Merge => {
             for (k, rec) in recs.iter().enumerate() {

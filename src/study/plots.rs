@@ -7,26 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-use crate::plots::{ensure_font, plot_err as pe};
-
-macro_rules! draw_both {
-    ($base:expr, $size:expr, |$root:ident| $body:block) => {{
-        ensure_font()?;
-        let svg = $base.with_extension("svg");
-        let png = $base.with_extension("png");
-        {
-            let $root = SVGBackend::new(&svg, $size).into_drawing_area();
-            $body
-            $root.present().map_err(pe)?;
-        }
-        {
-            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
-            $body
-            $root.present().map_err(pe)?;
-        }
-        Ok::<Vec<PathBuf>, Error>(vec![svg, png])
-    }};
-}
+use crate::plots::{both_generic, plot_err as pe};
 
 fn forest<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &StudyReport) -> Result<()> {
     root.fill(&WHITE).map_err(pe)?;
@@ -146,29 +127,42 @@ fn calibration<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &StudyRepor
     Ok(())
 }
 
+/// Draws every figure into `tmp`: `forest`, and with a classifier `roc` and `calibration`.
+fn draw_all(r: &StudyReport, tmp: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let n = r.indicators.len().max(1) as u32;
+    files.extend(both_generic(
+        &tmp.join("forest"),
+        (760, 120 + 28 * n),
+        |a| forest(a.0, r),
+        |a| forest(a.0, r),
+    )?);
+    if r.classifier.is_some() {
+        files.extend(both_generic(&tmp.join("roc"), (520, 500), |a| roc(a.0, r), |a| roc(a.0, r))?);
+        files.extend(both_generic(
+            &tmp.join("calibration"),
+            (520, 500),
+            |a| calibration(a.0, r),
+            |a| calibration(a.0, r),
+        )?);
+    }
+    Ok(files)
+}
+
 /// Writes `plots/forest`, and with a classifier `plots/roc` and `plots/calibration` (SVG + PNG)
-/// under `out`, drawn in a temporary folder and renamed into place. Returns paths relative to
-/// `out`.
+/// under `out`, drawn in a temporary folder and renamed into place; a drawing that fails removes
+/// the temporary folder and writes nothing. Returns paths relative to `out`.
 pub fn write_plots(r: &StudyReport, out: &Path) -> Result<Vec<String>> {
     let io = |p: &Path, e| Error::Io { path: p.to_path_buf(), source: e };
     let tmp = out.join(format!(".plots.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let mut files = Vec::new();
-    let base = tmp.join("forest");
-    let n = r.indicators.len().max(1) as u32;
-    files.extend(draw_both!(base, (760, 120 + 28 * n), |root| {
-        forest(&root, r)?;
-    })?);
-    if r.classifier.is_some() {
-        let base = tmp.join("roc");
-        files.extend(draw_both!(base, (520, 500), |root| {
-            roc(&root, r)?;
-        })?);
-        let base = tmp.join("calibration");
-        files.extend(draw_both!(base, (520, 500), |root| {
-            calibration(&root, r)?;
-        })?);
-    }
+    let files = match draw_all(r, &tmp) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     let dest = out.join("plots");
     std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
     let mut rel = Vec::new();

@@ -183,11 +183,10 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
             model.save(fold_path(dir, subject, "safetensors"))?;
         }
         let p = fold_path(dir, subject, "json");
-        let tmp = fold_path(dir, subject, "json.tmp");
         let text = serde_json::to_string(&result)
             .map_err(|e| Error::Json { path: p.clone(), reason: e.to_string() })?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
+        mex_core::write_atomic_with(&p, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(&p, e)))
+            .map_err(|e| e.into_error(Error::io))?;
     }
     Ok(result)
 }

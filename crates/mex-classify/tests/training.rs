@@ -272,6 +272,27 @@ fn loso_writes_folds_and_resumes() {
         assert!(dir.path().join(format!("{}.json", f.subject)).exists());
         assert!(dir.path().join(format!("{}.safetensors", f.subject)).exists());
     }
+    // the fold files and weights only: no temporary file left beside them
+    let listing = |d: &std::path::Path| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    let mut want: Vec<String> = first
+        .folds
+        .iter()
+        .flat_map(|f| [format!("{}.json", f.subject), format!("{}.safetensors", f.subject)])
+        .collect();
+    want.sort();
+    assert_eq!(listing(dir.path()), want);
+    // saving weights where a folder is in the way fails and leaves no temporary file
+    let blocked = tempfile::tempdir().unwrap();
+    let p = blocked.path().join("w.safetensors");
+    std::fs::create_dir_all(p.join("x")).unwrap();
+    let m = Model::new(&cfg.model, 0, &Device::Cpu).unwrap();
+    assert!(matches!(m.save(&p), Err(Error::Io { .. })));
+    assert_eq!(listing(blocked.path()), ["w.safetensors"]);
     let second = run_loso(&ds, &cfg, |_| {}).unwrap();
     assert!(second.folds.iter().all(|f| f.resumed));
     assert_eq!(first.predictions(), second.predictions());

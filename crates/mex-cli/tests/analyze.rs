@@ -106,3 +106,46 @@ fn analyze_bad_input_exits_2() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("a.png"));
 }
+
+#[test]
+fn no_face_in_any_frame_exits_2_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let frames = d.path().join("gray");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..5 {
+        image::GrayImage::from_pixel(96, 80, image::Luma([110 + i as u8]))
+            .save(frames.join(format!("f{i}.png")))
+            .unwrap();
+    }
+    let check = |o: &std::process::Output| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("no face found in any of the 5 frames"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(o.stdout.is_empty(), "nothing reported as written: {}", String::from_utf8_lossy(&o.stdout));
+    };
+    // an output folder that did not exist: not created
+    let out = d.path().join("new/out");
+    let o = mex()
+        .args([
+            "analyze",
+            frames.to_str().unwrap(),
+            "--five-points",
+            "--save-frames",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    check(&o);
+    assert!(!d.path().join("new").exists(), "the output folder is removed again");
+    // an existing output folder: left as it was (empty), no temporary files
+    let out = d.path().join("existing");
+    std::fs::create_dir(&out).unwrap();
+    let o =
+        mex().args(["analyze", frames.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    check(&o);
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -72,6 +72,12 @@ fn truncated_and_bomb_images_are_errors_everywhere() {
         "f4.jpg",
     );
     assert!(!out.join("frames.csv").exists());
+    // spot streams the same folder (aligned when the first frame shows a face, or as it is)
+    for align in ["auto", "none"] {
+        let o = mex(&["spot", frames.to_str().unwrap(), "--align", align]);
+        exit_2(&o, "f4.jpg");
+        assert!(o.stdout.is_empty(), "no result printed: {}", String::from_utf8_lossy(&o.stdout));
+    }
 }
 
 #[test]

@@ -161,6 +161,55 @@ fn bad_tables_exit_2_naming_line_and_column() {
     );
 }
 
+#[test]
+fn absurd_numbers_in_a_study_file_exit_2_naming_the_key() {
+    let head = "table = \"t.csv\"\npositive = \"patient\"\n";
+    let cuts: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+    for (body, needles) in [
+        ("bootstrap_resamples = 1000000000\n".to_string(), vec!["bootstrap_resamples", "at most 100000"]),
+        ("bootstrap_resamples = 100001\n".to_string(), vec!["bootstrap_resamples", "100001"]),
+        ("n_folds = 9223372036854775807\n".to_string(), vec!["n_folds", "at most 10000"]),
+        (format!("age_bands = [{}]\n", cuts.join(", ")), vec!["age_bands", "101 cut points"]),
+        ("[analyze]\nfps = 1e9\n".to_string(), vec!["analyze.fps", "10000"]),
+    ] {
+        expect_bad(&rows(""), Some(&format!("{head}{body}")), &needles);
+    }
+    // the largest accepted values pass validation
+    let ok = format!("{head}bootstrap_resamples = 100000\nn_folds = 10000\n[analyze]\nfps = 10000\n");
+    assert!(mex::study::StudyConfig::from_toml_str(&ok, Path::new("s.toml")).is_ok());
+}
+
+#[test]
+fn a_recording_without_a_face_exits_2_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let gray = dir.path().join("gray");
+    std::fs::create_dir(&gray).unwrap();
+    for i in 0..3 {
+        image::GrayImage::from_pixel(64, 64, image::Luma([120 + i as u8]))
+            .save(gray.join(format!("f{i}.png")))
+            .unwrap();
+    }
+    let mut csv = String::from("recording,subject,group\n");
+    for (i, (s, g)) in
+        [("p1", "patient"), ("p2", "patient"), ("c1", "control"), ("c2", "control")].iter().enumerate()
+    {
+        write_analysis(&dir.path().join(format!("r{i}.json")), i as f64, None);
+        csv.push_str(&format!("r{i}.json,{s},{g}\n"));
+    }
+    csv.push_str("gray,c3,control\n");
+    let t = dir.path().join("t.csv");
+    std::fs::write(&t, csv).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) =
+        mex(&["study", t.to_str().unwrap(), "--positive", "patient", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in ["line 6", "column `recording`", "gray", "no face found in any of the 3 frames"] {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+    assert!(!out.exists(), "nothing may be written: {:?}", std::fs::read_dir(&out).map(|d| d.count()));
+}
+
 fn write_analysis(path: &Path, x: f64, y: Option<f64>) {
     let y = y.map_or("null".to_string(), |v| v.to_string());
     std::fs::write(path, format!("{{\"indicators\": {{\"x\": {x}, \"y\": {y}}}, \"n_frames\": 10, \"fps\": 30.0, \"duration_s\": 0.33}}")).unwrap();

@@ -30,3 +30,9 @@ pub use frames::{DiskFrames, FrameSource};
 pub use sample::{Dataset, Sample};
 pub use split::{kfold_by_subject, leave_one_dataset_out, loso, Fold};
 pub use video::{open_frames, Frame, FrameStream, StreamInfo};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    mex_core::write_atomic_with(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(path, e)))
+        .map_err(|e| e.into_error(Error::io))
+}

@@ -169,7 +169,7 @@ pub fn read_megc_gt(path: &Path) -> Result<Vec<MegcRow>> {
 }
 
 /// Writes rows in the official format (SAMM subjects written as plain numbers, as the official
-/// file does).
+/// file does), through a temporary file and a rename.
 pub fn write_megc_gt(rows: &[MegcRow], path: &Path) -> Result<()> {
     let mut s = String::new();
     for r in rows {
@@ -180,7 +180,7 @@ pub fn write_megc_gt(rows: &[MegcRow], path: &Path) -> Result<()> {
         };
         s.push_str(&format!("{},{},{},{}\r\n", r.dataset, subj, r.video, r.label));
     }
-    std::fs::write(path, s).map_err(|e| Error::io(path, e))
+    crate::write_file(path, s.as_bytes())
 }
 
 /// The rows of a composite dataset (samples without a label are skipped).

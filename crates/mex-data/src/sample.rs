@@ -301,12 +301,14 @@ impl Dataset {
     }
 
     /// Writes the samples as CSV with a header row (the column names are the [`Sample`] fields).
+    /// Written through a temporary file in the same folder and a rename.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, &e))?;
+        let mut w = csv::Writer::from_writer(Vec::new());
         for s in &self.samples {
             w.serialize(s).map_err(|e| csv_err(path, &e))?;
         }
-        w.flush().map_err(|e| Error::io(path, e))
+        let bytes = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+        crate::write_file(path, &bytes)
     }
 
     /// Reads samples written by [`Dataset::write_csv`]; `classes` is the label set.
@@ -329,11 +331,12 @@ impl Dataset {
         Ok(Dataset::new(name, classes, samples))
     }
 
-    /// Writes the whole dataset (name, class set, samples) as pretty JSON.
+    /// Writes the whole dataset (name, class set, samples) as pretty JSON, through a temporary
+    /// file in the same folder and a rename.
     pub fn write_json(&self, path: &Path) -> Result<()> {
         let s = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
-        std::fs::write(path, s).map_err(|e| Error::io(path, e))
+        crate::write_file(path, s.as_bytes())
     }
 
     /// Reads a dataset written by [`Dataset::write_json`].

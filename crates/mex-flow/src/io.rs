@@ -68,14 +68,21 @@ pub fn parse_flo(bytes: &[u8]) -> Result<FlowField> {
     Ok(FlowField::from_planes(w, h, u, v)?)
 }
 
-/// Writes a `.flo` file.
+/// Writes a `.flo` file, through a temporary file in the same folder and a rename (a failed write
+/// leaves no file).
 pub fn write_flo_file(path: impl AsRef<Path>, flow: &FlowField) -> Result<()> {
     let p = path.as_ref();
-    let f = std::fs::File::create(p).map_err(|e| Error::Io { path: p.display().to_string(), source: e })?;
-    write_flo(std::io::BufWriter::new(f), flow).map_err(|e| match e {
-        Error::Io { source, .. } => Error::Io { path: p.display().to_string(), source },
-        other => other,
+    let io = |source| Error::Io { path: p.display().to_string(), source };
+    mex_core::write_atomic_with(p, |tmp| {
+        let f = std::fs::File::create(tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::new(f);
+        write_flo(&mut w, flow).map_err(|e| match e {
+            Error::Io { source, .. } => io(source),
+            other => other,
+        })?;
+        w.flush().map_err(io)
     })
+    .map_err(|e| e.into_error(|_, source| io(source)))
 }
 
 /// Reads a `.flo` file.
@@ -131,5 +138,26 @@ mod tests {
         long.push(0);
         assert!(matches!(parse_flo(&long), Err(Error::FloFormat { .. })));
         assert!(matches!(read_flo_file("/nonexistent/x.flo"), Err(Error::Io { .. })));
+    }
+
+    #[test]
+    fn flo_files_are_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FlowField::from_fn(4, 3, |x, y| (x as f32 * 0.5, -(y as f32)));
+        let p = dir.path().join("a.flo");
+        write_flo_file(&p, &f).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 12 + 8 * 12);
+        assert_eq!(read_flo_file(&p).unwrap(), f);
+        // a folder in the way: an Io error naming it, nothing left beside it
+        let blocked = dir.path().join("b.flo");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        let e = write_flo_file(&blocked, &f).unwrap_err();
+        assert!(matches!(&e, Error::Io { path, .. } if path.ends_with("b.flo")), "{e}");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.flo", "b.flo"]);
     }
 }

@@ -66,15 +66,23 @@ pub fn flow_to_rgb(flow: &FlowField, max_magnitude: Option<f32>) -> RgbImage {
     })
 }
 
-/// Writes the colour-wheel visualisation as PNG.
+/// Writes the colour-wheel visualisation as PNG, through a temporary file in the same folder and
+/// a rename (a failed write leaves no file).
 pub fn save_flow_png(path: impl AsRef<Path>, flow: &FlowField, max_magnitude: Option<f32>) -> Result<()> {
-    let p = path.as_ref();
-    flow_to_rgb(flow, max_magnitude)
-        .save_with_format(p, image::ImageFormat::Png)
-        .map_err(|e| Error::Image { path: p.display().to_string(), source: e })
+    save_png_atomic(path.as_ref(), |tmp| {
+        flow_to_rgb(flow, max_magnitude).save_with_format(tmp, image::ImageFormat::Png)
+    })
 }
 
-/// Writes a scalar plane (e.g. optical strain) as an 8-bit gray PNG, min-max scaled.
+/// Writes `path` through [`mex_core::write_atomic_with`], errors naming `path`.
+fn save_png_atomic(p: &Path, save: impl FnOnce(&Path) -> image::ImageResult<()>) -> Result<()> {
+    let shown = || p.display().to_string();
+    mex_core::write_atomic_with(p, |tmp| save(tmp).map_err(|e| Error::Image { path: shown(), source: e }))
+        .map_err(|e| e.into_error(|_, source| Error::Io { path: shown(), source }))
+}
+
+/// Writes a scalar plane (e.g. optical strain) as an 8-bit gray PNG, min-max scaled, through a
+/// temporary file in the same folder and a rename (a failed write leaves no file).
 pub fn save_plane_png(path: impl AsRef<Path>, plane: &[f32], w: usize, h: usize) -> Result<()> {
     let p = path.as_ref();
     if plane.len() != w * h {
@@ -85,8 +93,7 @@ pub fn save_plane_png(path: impl AsRef<Path>, plane: &[f32], w: usize, h: usize)
     let img = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
         image::Luma([(v[y as usize * w + x as usize] * 255.0).round() as u8])
     });
-    img.save_with_format(p, image::ImageFormat::Png)
-        .map_err(|e| Error::Image { path: p.display().to_string(), source: e })
+    save_png_atomic(p, |tmp| img.save_with_format(tmp, image::ImageFormat::Png))
 }
 
 #[cfg(test)]
@@ -107,6 +114,30 @@ mod tests {
         assert!(up[2] == 255 && up[1] == 0 && up[0] > 0, "{up:?}");
         // outside the wheel colours are darkened
         assert_eq!(flow_color(&w, 2.0, 0.0), [191, 0, 0]);
+    }
+
+    #[test]
+    fn pngs_are_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FlowField::from_fn(6, 4, |x, y| (x as f32 - 2.0, y as f32));
+        let p = dir.path().join("flow.png");
+        save_flow_png(&p, &f, None).unwrap();
+        assert_eq!(image::open(&p).unwrap().to_rgb8(), flow_to_rgb(&f, None));
+        let q = dir.path().join("strain.png");
+        save_plane_png(&q, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 3, 2).unwrap();
+        assert_eq!(image::open(&q).unwrap().to_luma8().get_pixel(2, 1).0, [255]);
+        // a folder in the way: an error naming the path, and no temporary file left behind
+        let blocked = dir.path().join("blocked.png");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let e = save_flow_png(&blocked, &f, None).unwrap_err();
+        assert!(e.to_string().contains("blocked.png"), "{e}");
+        assert!(save_plane_png(&blocked, &[0.0; 6], 3, 2).is_err());
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["blocked.png", "flow.png", "strain.png"]);
     }
 
     #[test]

@@ -332,7 +332,9 @@ impl Model {
     }
 
     /// Writes every tensor to a safetensors file with PyTorch names (including each BatchNorm's
-    /// `num_batches_tracked` as an i64 scalar), loadable by `torch` with `load_state_dict`.
+    /// `num_batches_tracked` as an i64 scalar), loadable by `torch` with `load_state_dict`. The
+    /// file is written to a temporary file in the same folder and renamed into place, so a failed
+    /// save leaves no file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let mut map: HashMap<String, Tensor> = self.named_tensors()?.into_iter().collect();
@@ -340,10 +342,13 @@ impl Model {
             let t = Tensor::new(self.num_batches_tracked, &Device::Cpu)?;
             map.insert(format!("{bn}.num_batches_tracked"), t);
         }
-        candle_core::safetensors::save(&map, path).map_err(|e| match e {
-            candle_core::Error::Io(io) => Error::io(path, io),
-            other => Error::Checkpoint { path: path.into(), reason: other.to_string() },
+        mex_core::write_atomic_with(path, |tmp| {
+            candle_core::safetensors::save(&map, tmp).map_err(|e| match e {
+                candle_core::Error::Io(io) => Error::io(path, io),
+                other => Error::Checkpoint { path: path.into(), reason: other.to_string() },
+            })
         })
+        .map_err(|e| e.into_error(Error::io))
     }
 
     /// Sets tensors by PyTorch name (e.g. a snapshot from [`Model::named_tensors`]); a name the

@@ -66,6 +66,8 @@ pub fn run(args: SpotArgs) -> Result<()> {
     let Some(first) = stream.next_frame()? else {
         anyhow::bail!("{} holds no frames; spotting needs at least 2", input.display());
     };
+    // printed once spotting has succeeded, so that a failure is the one line on stderr
+    let mut note = None;
     let transform = if args.align == "none" {
         None
     } else {
@@ -84,10 +86,10 @@ pub fn run(args: SpotArgs) -> Result<()> {
                 anyhow::bail!("no face found in the first frame of {}", input.display())
             }
             None => {
-                eprintln!(
+                note = Some(format!(
                     "mex: note: no face found in the first frame of {}; spotting the frames as they are with the global method",
                     input.display()
-                );
+                ));
                 method = SpotMethod::Global;
                 None
             }
@@ -126,6 +128,9 @@ pub fn run(args: SpotArgs) -> Result<()> {
     spotter.push_batch(frames).context("spotting failed")?;
     events.extend(spotter.finish());
     let blinks = spotter.take_blinks();
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
     let kind = |k: MovementKind| match k {
         MovementKind::Micro => "micro",
         MovementKind::Macro => "macro",
