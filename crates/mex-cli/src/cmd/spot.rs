@@ -57,8 +57,8 @@ pub fn run(args: SpotArgs) -> Result<()> {
         anyhow::bail!("unknown --align `{}` (auto, mtcnn, none)", args.align);
     }
     if let Some(f) = args.fps {
-        if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
-            anyhow::bail!("--fps {f} must be a number in (0, 10000]");
+        if !(f.is_finite() && f > 0.0 && f <= mex::analyze::MAX_FPS) {
+            anyhow::bail!("--fps {f} must be a number in (0, {}]", mex::analyze::MAX_FPS);
         }
     }
     let mut stream = open_frames(input, args.fps)?;
