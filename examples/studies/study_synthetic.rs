@@ -1,11 +1,20 @@
 //! A synthetic screening study with a known effect, end to end through `mex::study`.
 //!
 //! ```text
-//! cargo run --release --example study_synthetic -- [OUT_DIR] [--effect G] [--seed S] [--columns]
+//! cargo run --release --example study_synthetic -- [OUT_DIR] [--effect G] [--seed S] [--columns] [--measured]
 //! ```
 //!
 //! With `--columns` the indicators are written as columns of the table instead of analysis JSON
 //! files (the form of `examples/studies/synthetic.csv`).
+//!
+//! With `--measured` every recording is a synthetic 68-point landmark track of one minute at
+//! 30 fps (`mex_data::synth::LandmarkTrackConfig`: 0.3 px landmark noise, inter-ocular distance
+//! 100 px) whose blinks (count per minute) and smile (peak amplitude, in inter-ocular distances)
+//! follow the subject's drawn values, and the three indicators are measured from the landmarks
+//! by `mex_indicators::IndicatorTracker` as `mex analyze` measures them: `blink_rate_per_min`,
+//! `mouth_corner_excursion_peak_iod` (expressivity) and `asymmetry_composite_mean` (symmetric
+//! faces: no group difference). The measured values are linear in the drawn ones (blink counts
+//! rounded to whole blinks), so the true standardised effects are the same.
 //!
 //! Draws two groups of subjects (`patient`, `control`), two sessions each, and writes one analysis
 //! JSON per recording (the `"indicators"` object `mex analyze` writes) with three indicators:
@@ -35,15 +44,52 @@ const SD_W: f64 = 0.5;
 const N_PER_GROUP: usize = 30;
 const SESSIONS: usize = 2;
 
+/// One minute of synthetic landmarks with `blink_rate` blinks (rounded) and one smile of
+/// `smile_iod`; returns the measured (expressivity, blink rate, asymmetry).
+fn measure_track(blink_rate: f64, smile_iod: f64, seed: u64) -> Result<(f64, f64, f64)> {
+    use mex::data::synth::{FacialAction, LandmarkTrackConfig, SidedExpression};
+    use mex::indicators::{FrameInput, IndicatorConfig, IndicatorTracker};
+    let fps = 30.0;
+    let mut cfg = LandmarkTrackConfig {
+        fps: fps as f32,
+        n_frames: 1800,
+        interocular_px: 100.0,
+        landmark_noise_px: 0.3,
+        seed,
+        ..LandmarkTrackConfig::default()
+    };
+    cfg.expressions.push(SidedExpression {
+        action: FacialAction::Smile,
+        amplitude_iod: smile_iod as f32,
+        gains: [1.0, 1.0],
+        onset: 900,
+        apex: 915,
+        offset: 945,
+    });
+    let track = cfg.with_random_blinks(blink_rate as f32, (0.15, 0.3), (0.8, 1.0), 0.6, seed)?.build()?;
+    let mut t = IndicatorTracker::new(IndicatorConfig::default(), fps)?;
+    for (i, lm) in track.landmarks.iter().enumerate() {
+        t.push(&FrameInput { time_s: i as f64 / fps, landmarks: Some(lm), motion: None })?;
+    }
+    let s = t.finish(None)?;
+    let get = |k: &str| s.get(k).with_context(|| format!("{k} not measured"));
+    Ok((
+        get("mouth_corner_excursion_peak_iod")?,
+        get("blink_rate_per_min")?,
+        get("asymmetry_composite_mean")?,
+    ))
+}
+
 fn main() -> Result<()> {
     let mut out = PathBuf::from("target/study-synthetic");
-    let (mut effect, mut seed, mut columns) = (0.8f64, 1u64, false);
+    let (mut effect, mut seed, mut columns, mut measured) = (0.8f64, 1u64, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--effect" => effect = args.next().context("--effect G")?.parse()?,
             "--seed" => seed = args.next().context("--seed S")?.parse()?,
             "--columns" => columns = true,
+            "--measured" => measured = true,
             s if s.starts_with("--") => bail!("unknown option {s}"),
             s => out = PathBuf::from(s),
         }
@@ -79,9 +125,17 @@ fn main() -> Result<()> {
             let site = if s % 3 == 0 { "site-B" } else { "site-A" };
             for session in 1..=SESSIONS {
                 let w = |rng: &mut ChaCha8Rng| SD_W * n01.sample(rng);
-                let expressivity = 2.0 + 0.5 * (expr_b + w(&mut rng));
-                let blink_rate = 17.0 + 5.0 * (blink_b + w(&mut rng));
-                let asymmetry = 0.1 + 0.03 * (asym_b + w(&mut rng));
+                let mut expressivity = 2.0 + 0.5 * (expr_b + w(&mut rng));
+                let mut blink_rate = 17.0 + 5.0 * (blink_b + w(&mut rng));
+                let mut asymmetry = 0.1 + 0.03 * (asym_b + w(&mut rng));
+                if measured {
+                    let rec_seed =
+                        seed.wrapping_mul(1_000_003).wrapping_add((g * 1000 + s * 10 + session) as u64);
+                    // smile peak 0.1 iod on average (0.02 iod per unit of the drawn value)
+                    let smile_iod = (0.1 + 0.04 * (expressivity - 2.0)).max(0.005);
+                    (expressivity, blink_rate, asymmetry) =
+                        measure_track(blink_rate.max(1.0), smile_iod, rec_seed)?;
+                }
                 if columns {
                     writeln!(
                         csv,
