@@ -88,6 +88,29 @@ pub fn synth_dataset_config(s: &SyntheticSpec, seed: u64) -> SynthDatasetConfig 
     }
 }
 
+/// Makes sample ids unique: in long-video datasets one video (`dataset/subject/clip`) holds several
+/// movements, which get the onset frame appended (`.../006_1@566`); ids that are unique already are
+/// kept as they are.
+fn unique_ids(samples: &mut [ExpSample], manifest: &[mex_data::Sample]) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for s in samples.iter() {
+        *count.entry(s.id.clone()).or_default() += 1;
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (s, m) in samples.iter_mut().zip(manifest) {
+        if count[&s.id] < 2 {
+            continue;
+        }
+        let mut id = format!("{}@{}", s.id, m.onset.unwrap_or(0));
+        let k = seen.entry(id.clone()).or_default();
+        *k += 1;
+        if *k > 1 {
+            id = format!("{id}#{k}");
+        }
+        s.id = id;
+    }
+}
+
 impl Corpus {
     /// Loads (or generates) the samples of a dataset spec.
     pub fn load(spec: &DatasetSpec, seed: u64) -> Result<Self> {
@@ -182,6 +205,7 @@ impl Corpus {
         if samples.is_empty() {
             return Err(Error::stage("data", manifest.name.clone(), "no labelled samples"));
         }
+        unique_ids(&mut samples, &kept);
         Ok(Self {
             samples,
             classes: manifest.classes.clone(),

@@ -575,12 +575,8 @@ fn the_megc2019_example_runs_once_pointed_at_the_data() {
     assert_eq!(per_dataset, [("casme2", 4), ("samm", 4), ("smic", 6)]);
 }
 
-/// Ignored until `mex eval` tells the movements of one video apart: a long-video sample's id is
-/// `dataset/subject/video` (src/experiment/corpus.rs), so the two movements the fixture codes in
-/// one video (as every real copy does) share an id, the second prediction overwrites the first,
-/// and the run stops with "sample `.../<video>` has no prediction".
+/// Two movements coded in one video (as in every real copy) are two samples with their own ids.
 #[test]
-#[ignore = "mex eval: movements of one long video share a sample id (has no prediction)"]
 fn the_casme_sq_example_runs_once_pointed_at_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("rawpic");
@@ -608,12 +604,8 @@ fn the_casme_sq_example_runs_once_pointed_at_the_data() {
     check_report(&r, "loso", &["macro", "micro"], &[1, 2], &[("casme_sq/s15", 2), ("casme_sq/s16", 1)]);
 }
 
-/// Ignored until `mex eval` tells the movements of one video apart: a long-video sample's id is
-/// `dataset/subject/video` (src/experiment/corpus.rs), so the two movements the fixture codes in
-/// one video (as every real copy does) share an id, the second prediction overwrites the first,
-/// and the run stops with "sample `.../<video>` has no prediction".
+/// Two movements coded in one video (as in every real copy) are two samples with their own ids.
 #[test]
-#[ignore = "mex eval: movements of one long video share a sample id (has no prediction)"]
 fn the_samm_lv_example_runs_once_pointed_at_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("SAMM_longvideos");
