@@ -351,3 +351,29 @@ fn bad_training_inputs_are_typed_errors() {
     assert!(TrainConfig { epochs: 0, ..TrainConfig::default() }.validate().is_err());
     let _ = DType::F32;
 }
+
+#[test]
+fn a_diverged_fold_is_an_error_and_writes_no_fold_file() {
+    // AdamW's decoupled decay with a learning rate far too large multiplies every weight by
+    // (1 - lr * wd) = -1e9 per step: the weights overflow and the loss is not finite within a few
+    // steps; the fold is an error and leaves nothing that a resume would read back.
+    let ds = synthetic(3, 6, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LosoConfig {
+        model: ModelConfig::Ststnet(StstnetConfig::default()),
+        train: TrainConfig {
+            optimizer: OptimizerKind::AdamW,
+            lr: 1e9,
+            weight_decay: 1.0,
+            ..small_recipe(3, 1)
+        },
+        out_dir: Some(dir.path().to_path_buf()),
+        save_weights: true,
+        parallel_folds: 1,
+        subjects: None,
+    };
+    let r = run_loso(&ds, &cfg, |_| {});
+    assert!(matches!(r, Err(Error::NonFiniteLoss { .. })), "{r:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
