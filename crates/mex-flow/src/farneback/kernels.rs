@@ -159,14 +159,11 @@ pub(super) fn update_band(
 ) {
     match simd::level() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is `Avx512` only where the CPU supports AVX-512F and AVX2, and
-        // every gather index fits an `i32` (checked in the guard).
-        SimdLevel::Avx512 if 5 * (w * h + w + 1) < i32::MAX as usize => unsafe {
-            update_rows_avx512(r0, r1, flow, w, h, y0, band)
-        },
+        // SAFETY: `simd::level()` is `Avx512` only where the CPU supports AVX-512F and AVX2.
+        SimdLevel::Avx512 => unsafe { update_rows_avx512(r0, r1, flow, w, h, y0, band) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is at least `Avx2` only where the CPU supports AVX2.
-        SimdLevel::Avx2 | SimdLevel::Avx512 => unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) },
+        // SAFETY: `simd::level()` is `Avx2` only where the CPU supports AVX2.
+        SimdLevel::Avx2 => unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) },
         _ => update_rows(r0, r1, flow, w, h, y0, band),
     }
 }
@@ -266,27 +263,35 @@ fn update_pixel(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, x: usi
     o[4] = r6 * r2 + r5 * r3;
 }
 
+/// Whether every index of the AVX-512 gathers of a `w x h` image fits an `i32`:
+/// `5 (w h + w + 1) < i32::MAX`.
+#[cfg(target_arch = "x86_64")]
+fn gather_indices_fit(w: usize, h: usize) -> bool {
+    h.checked_add(1)
+        .and_then(|h1| w.checked_mul(h1))
+        .and_then(|n| n.checked_add(1))
+        .and_then(|n| n.checked_mul(5))
+        .is_some_and(|n| n < i32::MAX as usize)
+}
+
 /// [`update_rows`] with 16 interior pixels per step: the bilinear samples of the second
 /// expansion are masked gathers (lanes whose sample falls outside are not read), the five
 /// interleaved outputs are scattered. Border rows and the first and last five columns, which
 /// carry OpenCV's attenuation, go through [`update_pixel`]. The same expressions in the same
 /// order (multiplies and adds, no fused multiply-adds), so the bits are [`update_pixel`]'s.
 ///
-/// # Safety
-/// The CPU must support AVX-512F, and `5 * (w * h + w + 1)` must fit an `i32`.
+/// The gathers index `r1` with `i32` lanes and no bounds checks; where an index could overflow
+/// (see [`gather_indices_fit`]) or `r1` is shorter than `5 w h`, the band goes through
+/// [`update_rows`] instead.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
-unsafe fn update_rows_avx512(
-    r0: &[f32],
-    r1: &[f32],
-    flow: &[f32],
-    w: usize,
-    h: usize,
-    y0: usize,
-    band: &mut [f32],
-) {
+fn update_rows_avx512(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
     use std::arch::x86_64::*;
+    if !gather_indices_fit(w, h) || r1.len() < 5 * w * h {
+        return update_rows(r0, r1, flow, w, h, y0, band);
+    }
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // `5 l` for lane `l`: the offsets of one coefficient of 16 consecutive pixels, at most 75.
     let lane5 = _mm512_mullo_epi32(lane, _mm512_set1_epi32(5));
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -294,7 +299,10 @@ unsafe fn update_rows_avx512(
     let half = _mm512_set1_ps(0.5);
     let quarter = _mm512_set1_ps(0.25);
     let zero = _mm512_setzero_ps();
-    let (wi, wlim, hlim) = (w as i32, _mm512_set1_epi32(w as i32 - 1), _mm512_set1_epi32(h as i32 - 1));
+    let five = _mm512_set1_epi32(5);
+    // `w`, `h` and `5 w` fit an `i32` (checked above).
+    let (wi, w5) = (_mm512_set1_epi32(w as i32), _mm512_set1_epi32(5 * w as i32));
+    let (wlim, hlim) = (_mm512_set1_epi32(w as i32 - 1), _mm512_set1_epi32(h as i32 - 1));
     for (ry, mrow) in band.chunks_mut(5 * w).enumerate() {
         let y = y0 + ry;
         let mut x = 0;
@@ -306,70 +314,85 @@ unsafe fn update_rows_avx512(
             let yv = _mm512_set1_ps(y as f32);
             while x + 16 + 5 <= w {
                 let i = y * w + x;
-                // SAFETY (all loads, gathers and scatters below): pixels x..x+16 of row y are
-                // inside the image (x + 16 <= w - 5), so flow[2i..2i+32], r0[5i..5i+80] and
-                // mrow[5x..5x+80] are in bounds; the r1 gathers are masked to lanes whose
-                // bilinear square lies inside the image.
-                unsafe {
-                    let f0 = _mm512_loadu_ps(flow.as_ptr().add(2 * i));
-                    let f1 = _mm512_loadu_ps(flow.as_ptr().add(2 * i + 16));
-                    let dx = _mm512_permutex2var_ps(f0, even, f1);
-                    let dy = _mm512_permutex2var_ps(f0, odd, f1);
-                    let xi = _mm512_add_epi32(_mm512_set1_epi32(x as i32), lane);
-                    let fx = _mm512_add_ps(_mm512_cvtepi32_ps(xi), dx);
-                    let fy = _mm512_add_ps(yv, dy);
-                    let x1 = floor_v(fx);
-                    let y1 = floor_v(fy);
-                    let inside = _mm512_cmpge_epi32_mask(x1, _mm512_setzero_si512())
-                        & _mm512_cmpge_epi32_mask(y1, _mm512_setzero_si512())
-                        & _mm512_cmplt_epi32_mask(x1, wlim)
-                        & _mm512_cmplt_epi32_mask(y1, hlim);
-                    let tx = _mm512_sub_ps(fx, _mm512_cvtepi32_ps(x1));
-                    let ty = _mm512_sub_ps(fy, _mm512_cvtepi32_ps(y1));
-                    let (ux, uy) = (_mm512_sub_ps(one, tx), _mm512_sub_ps(one, ty));
-                    let a00 = _mm512_mul_ps(ux, uy);
-                    let a01 = _mm512_mul_ps(tx, uy);
-                    let a10 = _mm512_mul_ps(ux, ty);
-                    let a11 = _mm512_mul_ps(tx, ty);
-                    let p = _mm512_mullo_epi32(
-                        _mm512_add_epi32(_mm512_mullo_epi32(y1, _mm512_set1_epi32(wi)), x1),
-                        _mm512_set1_epi32(5),
-                    );
-                    let base = r1.as_ptr();
-                    let s = |c: usize| {
-                        let g =
-                            |off: usize| _mm512_mask_i32gather_ps::<4>(zero, inside, p, base.add(off + c));
-                        let t = _mm512_add_ps(_mm512_mul_ps(a00, g(0)), _mm512_mul_ps(a01, g(5)));
-                        let t = _mm512_add_ps(t, _mm512_mul_ps(a10, g(5 * w)));
-                        _mm512_add_ps(t, _mm512_mul_ps(a11, g(5 * w + 5)))
+                let fl = &flow[2 * i..2 * i + 32];
+                // SAFETY: reads 16 floats from `fl`, which holds 32.
+                let f0 = unsafe { _mm512_loadu_ps(fl.as_ptr()) };
+                let fl1 = &fl[16..];
+                // SAFETY: reads 16 floats from `fl1`, which holds 16.
+                let f1 = unsafe { _mm512_loadu_ps(fl1.as_ptr()) };
+                let dx = _mm512_permutex2var_ps(f0, even, f1);
+                let dy = _mm512_permutex2var_ps(f0, odd, f1);
+                let xi = _mm512_add_epi32(_mm512_set1_epi32(x as i32), lane);
+                let fx = _mm512_add_ps(_mm512_cvtepi32_ps(xi), dx);
+                let fy = _mm512_add_ps(yv, dy);
+                let x1 = floor_v(fx);
+                let y1 = floor_v(fy);
+                // The lanes whose bilinear square lies inside: `0 <= x1 <= w - 2`, `0 <= y1 <= h - 2`.
+                let inside = _mm512_cmpge_epi32_mask(x1, _mm512_setzero_si512())
+                    & _mm512_cmpge_epi32_mask(y1, _mm512_setzero_si512())
+                    & _mm512_cmplt_epi32_mask(x1, wlim)
+                    & _mm512_cmplt_epi32_mask(y1, hlim);
+                let tx = _mm512_sub_ps(fx, _mm512_cvtepi32_ps(x1));
+                let ty = _mm512_sub_ps(fy, _mm512_cvtepi32_ps(y1));
+                let (ux, uy) = (_mm512_sub_ps(one, tx), _mm512_sub_ps(one, ty));
+                let a00 = _mm512_mul_ps(ux, uy);
+                let a01 = _mm512_mul_ps(tx, uy);
+                let a10 = _mm512_mul_ps(ux, ty);
+                let a11 = _mm512_mul_ps(tx, ty);
+                // Offsets in `r1` of the square's four pixels; in the lanes of `inside` at most
+                // `5 ((h - 2) w + w - 2) + 5 w + 5 = 5 w h - 5`, which fits an `i32`. The other
+                // lanes may wrap; they are never read.
+                let p00 = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y1, wi), x1), five);
+                let p01 = _mm512_add_epi32(p00, five);
+                let p10 = _mm512_add_epi32(p00, w5);
+                let p11 = _mm512_add_epi32(p10, five);
+                // The bilinear sample of coefficient `c < 5` of the second expansion.
+                let s: [__m512; 5] = std::array::from_fn(|c| {
+                    let rc = &r1[c..];
+                    let g = |p: __m512i| {
+                        // SAFETY: reads `rc[p]` in the lanes of `inside` only, where
+                        // `0 <= p <= 5 w h - 5` (above), and `rc.len() = r1.len() - c >= 5 w h - 4`
+                        // (`c < 5`, `r1.len() >= 5 w h` checked on entry).
+                        unsafe { _mm512_mask_i32gather_ps::<4>(zero, inside, p, rc.as_ptr()) }
                     };
-                    let r0b = r0.as_ptr().add(5 * i);
-                    let q = |c: usize| _mm512_i32gather_ps::<4>(lane5, r0b.add(c));
-                    let (q0, q1, q2, q3, q4) = (q(0), q(1), q(2), q(3), q(4));
-                    let r2 = _mm512_maskz_mov_ps(inside, s(0));
-                    let r3 = _mm512_maskz_mov_ps(inside, s(1));
-                    let r4 = _mm512_mask_blend_ps(inside, q2, _mm512_mul_ps(_mm512_add_ps(q2, s(2)), half));
-                    let r5 = _mm512_mask_blend_ps(inside, q3, _mm512_mul_ps(_mm512_add_ps(q3, s(3)), half));
-                    let r6 = _mm512_mask_blend_ps(
-                        inside,
-                        _mm512_mul_ps(q4, half),
-                        _mm512_mul_ps(_mm512_add_ps(q4, s(4)), quarter),
-                    );
-                    let r2 = _mm512_mul_ps(_mm512_sub_ps(q0, r2), half);
-                    let r3 = _mm512_mul_ps(_mm512_sub_ps(q1, r3), half);
-                    let r2 = _mm512_add_ps(r2, _mm512_add_ps(_mm512_mul_ps(r4, dy), _mm512_mul_ps(r6, dx)));
-                    let r3 = _mm512_add_ps(r3, _mm512_add_ps(_mm512_mul_ps(r6, dy), _mm512_mul_ps(r5, dx)));
-                    let o0 = _mm512_add_ps(_mm512_mul_ps(r4, r4), _mm512_mul_ps(r6, r6));
-                    let o1 = _mm512_mul_ps(_mm512_add_ps(r4, r5), r6);
-                    let o2 = _mm512_add_ps(_mm512_mul_ps(r5, r5), _mm512_mul_ps(r6, r6));
-                    let o3 = _mm512_add_ps(_mm512_mul_ps(r4, r2), _mm512_mul_ps(r6, r3));
-                    let o4 = _mm512_add_ps(_mm512_mul_ps(r6, r2), _mm512_mul_ps(r5, r3));
-                    let ob = mrow.as_mut_ptr().add(5 * x);
-                    _mm512_i32scatter_ps::<4>(ob, lane5, o0);
-                    _mm512_i32scatter_ps::<4>(ob.add(1), lane5, o1);
-                    _mm512_i32scatter_ps::<4>(ob.add(2), lane5, o2);
-                    _mm512_i32scatter_ps::<4>(ob.add(3), lane5, o3);
-                    _mm512_i32scatter_ps::<4>(ob.add(4), lane5, o4);
+                    let t = _mm512_add_ps(_mm512_mul_ps(a00, g(p00)), _mm512_mul_ps(a01, g(p01)));
+                    let t = _mm512_add_ps(t, _mm512_mul_ps(a10, g(p10)));
+                    _mm512_add_ps(t, _mm512_mul_ps(a11, g(p11)))
+                });
+                // Coefficient `c < 5` of the first expansion at the 16 pixels.
+                let r0s = &r0[5 * i..5 * i + 80];
+                let q: [__m512; 5] = std::array::from_fn(|c| {
+                    let rc = &r0s[c..];
+                    // SAFETY: reads `rc[5 l]` for the lanes `l < 16`, at most `rc[75]`, and
+                    // `rc.len() = 80 - c > 75` (`c < 5`).
+                    unsafe { _mm512_i32gather_ps::<4>(lane5, rc.as_ptr()) }
+                });
+                let [q0, q1, q2, q3, q4] = q;
+                let [s0, s1, s2, s3, s4] = s;
+                let r2 = _mm512_maskz_mov_ps(inside, s0);
+                let r3 = _mm512_maskz_mov_ps(inside, s1);
+                let r4 = _mm512_mask_blend_ps(inside, q2, _mm512_mul_ps(_mm512_add_ps(q2, s2), half));
+                let r5 = _mm512_mask_blend_ps(inside, q3, _mm512_mul_ps(_mm512_add_ps(q3, s3), half));
+                let r6 = _mm512_mask_blend_ps(
+                    inside,
+                    _mm512_mul_ps(q4, half),
+                    _mm512_mul_ps(_mm512_add_ps(q4, s4), quarter),
+                );
+                let r2 = _mm512_mul_ps(_mm512_sub_ps(q0, r2), half);
+                let r3 = _mm512_mul_ps(_mm512_sub_ps(q1, r3), half);
+                let r2 = _mm512_add_ps(r2, _mm512_add_ps(_mm512_mul_ps(r4, dy), _mm512_mul_ps(r6, dx)));
+                let r3 = _mm512_add_ps(r3, _mm512_add_ps(_mm512_mul_ps(r6, dy), _mm512_mul_ps(r5, dx)));
+                let o0 = _mm512_add_ps(_mm512_mul_ps(r4, r4), _mm512_mul_ps(r6, r6));
+                let o1 = _mm512_mul_ps(_mm512_add_ps(r4, r5), r6);
+                let o2 = _mm512_add_ps(_mm512_mul_ps(r5, r5), _mm512_mul_ps(r6, r6));
+                let o3 = _mm512_add_ps(_mm512_mul_ps(r4, r2), _mm512_mul_ps(r6, r3));
+                let o4 = _mm512_add_ps(_mm512_mul_ps(r6, r2), _mm512_mul_ps(r5, r3));
+                let os = &mut mrow[5 * x..5 * x + 80];
+                for (c, o) in [o0, o1, o2, o3, o4].into_iter().enumerate() {
+                    let oc = &mut os[c..];
+                    // SAFETY: writes `oc[5 l]` for the lanes `l < 16`, at most `oc[75]`, and
+                    // `oc.len() = 80 - c > 75` (`c < 5`).
+                    unsafe { _mm512_i32scatter_ps::<4>(oc.as_mut_ptr(), lane5, o) };
                 }
                 x += 16;
             }
@@ -423,7 +446,7 @@ mod tests {
                 let mut a = vec![f32::NAN; 5 * n];
                 let mut b = vec![f32::NAN; 5 * n];
                 update_rows(&r0, &r1, &flow, w, h, 0, &mut a);
-                // SAFETY: AVX-512F checked above; the indices of these sizes fit an i32.
+                // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
                 unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, 0, &mut b) };
                 for (k, (x, y)) in a.iter().zip(&b).enumerate() {
                     assert_eq!(x.to_bits(), y.to_bits(), "{w}x{h} scale {scale} value {k}: {x} vs {y}");
@@ -431,7 +454,7 @@ mod tests {
                 // a band that starts further down
                 let y0 = h / 2;
                 let mut c = vec![0.0; 5 * w * (h - y0)];
-                // SAFETY: as above.
+                // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
                 unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, y0, &mut c) };
                 assert!(c.iter().zip(&a[5 * w * y0..]).all(|(x, y)| x.to_bits() == y.to_bits()));
             }
