@@ -418,17 +418,80 @@ fn floor_v(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512i {
 
 #[cfg(test)]
 mod tests {
+    use super::super::poly_kernels;
     use super::*;
+    use crate::synth;
 
-    /// The AVX-512 matrix update gives the portable code's bits, for flows that keep the sample
-    /// inside, cross the border and leave the image, on widths with and without vector steps.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx512_matrix_update_equals_the_portable_one() {
-        if !simd::has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
+    /// The levels this process may run: every one up to [`simd::level`].
+    fn levels() -> Vec<SimdLevel> {
+        let l: Vec<_> = [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512]
+            .into_iter()
+            .filter(|&l| l <= simd::level())
+            .collect();
+        if l.len() == 1 {
+            eprintln!("only the portable kernels run here (MEX_SIMD or the CPU)");
         }
+        l
+    }
+
+    /// [`poly_band`] at `level` (at most [`simd::level`]).
+    fn poly_at(
+        level: SimdLevel,
+        src: &[f32],
+        w: usize,
+        h: usize,
+        k: &PolyKernel<'_>,
+        y0: usize,
+        band: &mut [f32],
+    ) {
+        assert!(level <= simd::level());
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `level <= simd::level()` (asserted), so the CPU supports AVX-512F.
+            SimdLevel::Avx512 => unsafe { poly_rows_avx512(src, w, h, k, y0, band) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `level <= simd::level()` (asserted), so the CPU supports AVX2.
+            SimdLevel::Avx2 => unsafe { poly_rows_avx2(src, w, h, k, y0, band) },
+            _ => poly_rows(src, w, h, k, y0, band),
+        }
+    }
+
+    /// [`update_band`] at `level` (at most [`simd::level`]).
+    #[allow(clippy::too_many_arguments)]
+    fn update_at(
+        level: SimdLevel,
+        r0: &[f32],
+        r1: &[f32],
+        flow: &[f32],
+        w: usize,
+        h: usize,
+        y0: usize,
+        band: &mut [f32],
+    ) {
+        assert!(level <= simd::level());
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `level <= simd::level()` (asserted), so the CPU supports AVX-512F and AVX2.
+            SimdLevel::Avx512 => unsafe { update_rows_avx512(r0, r1, flow, w, h, y0, band) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `level <= simd::level()` (asserted), so the CPU supports AVX2.
+            SimdLevel::Avx2 => unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) },
+            _ => update_rows(r0, r1, flow, w, h, y0, band),
+        }
+    }
+
+    fn assert_same_bits(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(x.to_bits(), y.to_bits(), "{what}, value {k}: {x} vs {y}");
+        }
+    }
+
+    /// Every level's matrix update gives the portable code's bits, for random expansions and
+    /// flows that keep the sample inside, cross the border and leave the image (up to 3e9 px),
+    /// on widths with and without vector steps.
+    #[test]
+    fn matrix_update_levels_equal_the_portable_code_on_random_data() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = move || {
             state ^= state << 13;
@@ -443,21 +506,96 @@ mod tests {
             for scale in [0.0f32, 1.5, 12.0, 3e9] {
                 let flow: Vec<f32> =
                     (0..2 * n).map(|k| scale * rnd() + if k % 7 == 0 { 0.5 } else { 0.0 }).collect();
-                let mut a = vec![f32::NAN; 5 * n];
-                let mut b = vec![f32::NAN; 5 * n];
-                update_rows(&r0, &r1, &flow, w, h, 0, &mut a);
-                // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
-                unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, 0, &mut b) };
-                for (k, (x, y)) in a.iter().zip(&b).enumerate() {
-                    assert_eq!(x.to_bits(), y.to_bits(), "{w}x{h} scale {scale} value {k}: {x} vs {y}");
+                let mut want = vec![f32::NAN; 5 * n];
+                update_rows(&r0, &r1, &flow, w, h, 0, &mut want);
+                for level in levels() {
+                    let what = format!("{level:?} {w}x{h} scale {scale}");
+                    let mut got = vec![f32::NAN; 5 * n];
+                    update_at(level, &r0, &r1, &flow, w, h, 0, &mut got);
+                    assert_same_bits(&got, &want, &what);
+                    // a band that starts further down
+                    let y0 = h / 2;
+                    let mut band = vec![f32::NAN; 5 * w * (h - y0)];
+                    update_at(level, &r0, &r1, &flow, w, h, y0, &mut band);
+                    assert_same_bits(&band, &want[5 * w * y0..], &format!("{what} from row {y0}"));
                 }
-                // a band that starts further down
-                let y0 = h / 2;
-                let mut c = vec![0.0; 5 * w * (h - y0)];
-                // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
-                unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, y0, &mut c) };
-                assert!(c.iter().zip(&a[5 * w * y0..]).all(|(x, y)| x.to_bits() == y.to_bits()));
             }
         }
+    }
+
+    /// On a real-sized input (two 128x128 frames of a smooth texture deformed by Gaussian bumps,
+    /// and a 117x83 one), every level's polynomial expansion and matrix update, and the
+    /// dispatchers, give the portable code's bits: whole images and bands, `poly_n` 5 and 7, the
+    /// true flow, a zero flow and a flow large enough to send samples out of the image.
+    #[test]
+    fn kernels_equal_the_portable_code_on_real_sized_frames() {
+        for (w, h, seed) in [(128usize, 128usize, 8u64), (117, 83, 5)] {
+            let n = w * h;
+            let (f0, f1, truth) = synth::deformed_pair(w, h, 3.0, seed);
+            let (f0, f1) = (f0.as_raw(), f1.as_raw());
+            for (pn, sigma) in [(5usize, 1.1f64), (7, 1.5)] {
+                let (g, xg, xxg, ig) = poly_kernels(pn, sigma);
+                let k = PolyKernel { g: &g, xg: &xg, xxg: &xxg, ig, n: pn };
+                let mut r0 = vec![f32::NAN; 5 * n];
+                let mut r1 = vec![f32::NAN; 5 * n];
+                poly_rows(f0, w, h, &k, 0, &mut r0);
+                poly_rows(f1, w, h, &k, 0, &mut r1);
+                let y0 = 37;
+                for level in levels() {
+                    let what = format!("{level:?} {w}x{h} poly_n {pn}");
+                    let mut got = vec![f32::NAN; 5 * n];
+                    poly_at(level, f0, w, h, &k, 0, &mut got);
+                    assert_same_bits(&got, &r0, &format!("{what} expansion"));
+                    let mut band = vec![f32::NAN; 5 * w * (h - y0)];
+                    poly_at(level, f1, w, h, &k, y0, &mut band);
+                    assert_same_bits(&band, &r1[5 * w * y0..], &format!("{what} expansion from row {y0}"));
+                }
+                let mut got = vec![f32::NAN; 5 * n];
+                poly_band(f1, w, h, &k, 0, &mut got);
+                assert_same_bits(&got, &r1, "poly_band");
+
+                let interleave = |s: f32, shift: f32| -> Vec<f32> {
+                    truth
+                        .u()
+                        .iter()
+                        .zip(truth.v())
+                        .flat_map(|(&u, &v)| [s * u + shift, s * v - shift])
+                        .collect()
+                };
+                for (name, flow) in [
+                    ("true flow", interleave(1.0, 0.0)),
+                    ("zero flow", vec![0.0; 2 * n]),
+                    ("large flow", interleave(6.0, 7.25)),
+                ] {
+                    let mut want = vec![f32::NAN; 5 * n];
+                    update_rows(&r0, &r1, &flow, w, h, 0, &mut want);
+                    for level in levels() {
+                        let what = format!("{level:?} {w}x{h} poly_n {pn} {name}");
+                        let mut got = vec![f32::NAN; 5 * n];
+                        update_at(level, &r0, &r1, &flow, w, h, 0, &mut got);
+                        assert_same_bits(&got, &want, &format!("{what} update"));
+                        let mut band = vec![f32::NAN; 5 * w * (h - y0)];
+                        update_at(level, &r0, &r1, &flow, w, h, y0, &mut band);
+                        assert_same_bits(&band, &want[5 * w * y0..], &format!("{what} update from row {y0}"));
+                    }
+                    let mut got = vec![f32::NAN; 5 * n];
+                    update_band(&r0, &r1, &flow, w, h, 0, &mut got);
+                    assert_same_bits(&got, &want, &format!("update_band {name}"));
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn gather_indices_fit_is_exact_and_never_overflows() {
+        assert!(gather_indices_fit(128, 128));
+        // w = 1: 5 (h + 2) = i32::MAX - 2 fits, one more row does not
+        let h = 429_496_727usize;
+        assert_eq!(5 * (h + 2), i32::MAX as usize - 2);
+        assert!(gather_indices_fit(1, h));
+        assert!(!gather_indices_fit(1, h + 1));
+        assert!(!gather_indices_fit(usize::MAX, 2));
+        assert!(!gather_indices_fit(2, usize::MAX));
     }
 }
