@@ -280,14 +280,22 @@ fn gather_indices_fit(w: usize, h: usize) -> bool {
 /// carry OpenCV's attenuation, go through [`update_pixel`]. The same expressions in the same
 /// order (multiplies and adds, no fused multiply-adds), so the bits are [`update_pixel`]'s.
 ///
-/// The gathers index `r1` with `i32` lanes and no bounds checks; where an index could overflow
-/// (see [`gather_indices_fit`]) or `r1` is shorter than `5 w h`, the band goes through
-/// [`update_rows`] instead.
+/// The vector step reads and writes without bounds checks, so it first checks what it relies
+/// on: the buffers hold the image (`r0`, `r1`: `5 w h` values, `flow`: `2 w h`), the band lies
+/// inside it, and every gather index fits an `i32` (see [`gather_indices_fit`]). Otherwise, and
+/// for images too small for a vector step, the band goes through [`update_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
 fn update_rows_avx512(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
     use std::arch::x86_64::*;
-    if !gather_indices_fit(w, h) || r1.len() < 5 * w * h {
+    if w < 21
+        || h < 11
+        || !gather_indices_fit(w, h)
+        || r0.len() < 5 * w * h
+        || r1.len() < 5 * w * h
+        || flow.len() < 2 * w * h
+        || band.len() > 5 * w * h.saturating_sub(y0)
+    {
         return update_rows(r0, r1, flow, w, h, y0, band);
     }
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -300,26 +308,29 @@ fn update_rows_avx512(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, 
     let quarter = _mm512_set1_ps(0.25);
     let zero = _mm512_setzero_ps();
     let five = _mm512_set1_epi32(5);
-    // `w`, `h` and `5 w` fit an `i32` (checked above).
-    let (wi, w5) = (_mm512_set1_epi32(w as i32), _mm512_set1_epi32(5 * w as i32));
+    // `w` and `h` fit an `i32` (checked above).
+    let wi = _mm512_set1_epi32(w as i32);
     let (wlim, hlim) = (_mm512_set1_epi32(w as i32 - 1), _mm512_set1_epi32(h as i32 - 1));
+    // Offsets in `r1` of the four pixels of a bilinear square from its first.
+    let square = [0, 5, 5 * w, 5 * w + 5];
+    // Every row `y` of the band is below `h` (checked above).
     for (ry, mrow) in band.chunks_mut(5 * w).enumerate() {
         let y = y0 + ry;
         let mut x = 0;
-        if y >= 5 && y + 5 < h {
+        if y >= 5 && y + 5 < h && mrow.len() == 5 * w {
             while x < 5 {
                 update_pixel(r0, r1, flow, w, h, x, y, &mut mrow[5 * x..5 * x + 5]);
                 x += 1;
             }
             let yv = _mm512_set1_ps(y as f32);
+            // Pixels `x..x + 16` of row `y` lie inside the image: `x + 16 <= w - 5`, `y < h`.
             while x + 16 + 5 <= w {
                 let i = y * w + x;
-                let fl = &flow[2 * i..2 * i + 32];
-                // SAFETY: reads 16 floats from `fl`, which holds 32.
-                let f0 = unsafe { _mm512_loadu_ps(fl.as_ptr()) };
-                let fl1 = &fl[16..];
-                // SAFETY: reads 16 floats from `fl1`, which holds 16.
-                let f1 = unsafe { _mm512_loadu_ps(fl1.as_ptr()) };
+                let fp = flow.as_ptr().wrapping_add(2 * i);
+                // SAFETY: reads `flow[2 i..2 i + 16]`; `2 i + 32 <= 2 w h <= flow.len()`.
+                let f0 = unsafe { _mm512_loadu_ps(fp) };
+                // SAFETY: reads `flow[2 i + 16..2 i + 32]`, in bounds as above.
+                let f1 = unsafe { _mm512_loadu_ps(fp.wrapping_add(16)) };
                 let dx = _mm512_permutex2var_ps(f0, even, f1);
                 let dy = _mm512_permutex2var_ps(f0, odd, f1);
                 let xi = _mm512_add_epi32(_mm512_set1_epi32(x as i32), lane);
@@ -339,33 +350,29 @@ fn update_rows_avx512(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, 
                 let a01 = _mm512_mul_ps(tx, uy);
                 let a10 = _mm512_mul_ps(ux, ty);
                 let a11 = _mm512_mul_ps(tx, ty);
-                // Offsets in `r1` of the square's four pixels; in the lanes of `inside` at most
-                // `5 ((h - 2) w + w - 2) + 5 w + 5 = 5 w h - 5`, which fits an `i32`. The other
-                // lanes may wrap; they are never read.
-                let p00 = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y1, wi), x1), five);
-                let p01 = _mm512_add_epi32(p00, five);
-                let p10 = _mm512_add_epi32(p00, w5);
-                let p11 = _mm512_add_epi32(p10, five);
+                // Coefficient `c < 5` of the first expansion at the 16 pixels.
+                let q: [__m512; 5] = std::array::from_fn(|c| {
+                    let base = r0.as_ptr().wrapping_add(5 * i + c);
+                    // SAFETY: reads `r0[5 i + c + 5 l]` for the lanes `l < 16`, at most
+                    // `r0[5 (i + 15) + 4] < r0[5 (i + 16)]`, and `5 (i + 16) <= 5 w h <= r0.len()`.
+                    unsafe { _mm512_i32gather_ps::<4>(lane5, base) }
+                });
+                // Offset in `r1` of the square's first pixel; in the lanes of `inside`
+                // `0 <= p <= 5 ((h - 2) w + w - 2) = 5 (w h - w - 2)`, which fits an `i32`. The
+                // other lanes may wrap; they are never read.
+                let p = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y1, wi), x1), five);
                 // The bilinear sample of coefficient `c < 5` of the second expansion.
                 let s: [__m512; 5] = std::array::from_fn(|c| {
-                    let rc = &r1[c..];
-                    let g = |p: __m512i| {
-                        // SAFETY: reads `rc[p]` in the lanes of `inside` only, where
-                        // `0 <= p <= 5 w h - 5` (above), and `rc.len() = r1.len() - c >= 5 w h - 4`
-                        // (`c < 5`, `r1.len() >= 5 w h` checked on entry).
-                        unsafe { _mm512_mask_i32gather_ps::<4>(zero, inside, p, rc.as_ptr()) }
+                    let g = |k: usize| {
+                        let base = r1.as_ptr().wrapping_add(square[k] + c);
+                        // SAFETY: reads `r1[square[k] + c + p]` in the lanes of `inside` only:
+                        // `square[k] <= 5 w + 5`, `c < 5` and `p <= 5 (w h - w - 2)`, so at most
+                        // `r1[5 w h - 1]`, and `r1.len() >= 5 w h` (checked on entry).
+                        unsafe { _mm512_mask_i32gather_ps::<4>(zero, inside, p, base) }
                     };
-                    let t = _mm512_add_ps(_mm512_mul_ps(a00, g(p00)), _mm512_mul_ps(a01, g(p01)));
-                    let t = _mm512_add_ps(t, _mm512_mul_ps(a10, g(p10)));
-                    _mm512_add_ps(t, _mm512_mul_ps(a11, g(p11)))
-                });
-                // Coefficient `c < 5` of the first expansion at the 16 pixels.
-                let r0s = &r0[5 * i..5 * i + 80];
-                let q: [__m512; 5] = std::array::from_fn(|c| {
-                    let rc = &r0s[c..];
-                    // SAFETY: reads `rc[5 l]` for the lanes `l < 16`, at most `rc[75]`, and
-                    // `rc.len() = 80 - c > 75` (`c < 5`).
-                    unsafe { _mm512_i32gather_ps::<4>(lane5, rc.as_ptr()) }
+                    let t = _mm512_add_ps(_mm512_mul_ps(a00, g(0)), _mm512_mul_ps(a01, g(1)));
+                    let t = _mm512_add_ps(t, _mm512_mul_ps(a10, g(2)));
+                    _mm512_add_ps(t, _mm512_mul_ps(a11, g(3)))
                 });
                 let [q0, q1, q2, q3, q4] = q;
                 let [s0, s1, s2, s3, s4] = s;
@@ -387,12 +394,11 @@ fn update_rows_avx512(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, 
                 let o2 = _mm512_add_ps(_mm512_mul_ps(r5, r5), _mm512_mul_ps(r6, r6));
                 let o3 = _mm512_add_ps(_mm512_mul_ps(r4, r2), _mm512_mul_ps(r6, r3));
                 let o4 = _mm512_add_ps(_mm512_mul_ps(r6, r2), _mm512_mul_ps(r5, r3));
-                let os = &mut mrow[5 * x..5 * x + 80];
                 for (c, o) in [o0, o1, o2, o3, o4].into_iter().enumerate() {
-                    let oc = &mut os[c..];
-                    // SAFETY: writes `oc[5 l]` for the lanes `l < 16`, at most `oc[75]`, and
-                    // `oc.len() = 80 - c > 75` (`c < 5`).
-                    unsafe { _mm512_i32scatter_ps::<4>(oc.as_mut_ptr(), lane5, o) };
+                    let base = mrow.as_mut_ptr().wrapping_add(5 * x + c);
+                    // SAFETY: writes `mrow[5 x + c + 5 l]` for the lanes `l < 16`, below
+                    // `mrow[5 (x + 16)]`, and `5 (x + 16) <= 5 (w - 5) < mrow.len() = 5 w`.
+                    unsafe { _mm512_i32scatter_ps::<4>(base, lane5, o) };
                 }
                 x += 16;
             }
