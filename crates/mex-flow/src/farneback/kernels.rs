@@ -9,7 +9,8 @@
 //! and adds, no fused multiply-adds), so all give the same bits (tested below, and end to end by
 //! `tests/farneback_bits.rs`).
 
-use mex_core::simd::{self, SimdLevel};
+#[cfg(target_arch = "x86_64")]
+use mex_core::simd;
 
 /// The kernels and normalisation of the polynomial expansion (see `poly_kernels`).
 pub(super) struct PolyKernel<'a> {
@@ -27,17 +28,21 @@ pub(super) struct PolyKernel<'a> {
 
 /// The polynomial expansion of the rows `y0..` of `band` (5 interleaved coefficients per pixel,
 /// `[r_y, r_x, r_yy, r_xx, r_xy]`) of the `w x h` image `src`, at the best level
-/// [`simd::level`] allows.
+/// [`mex_core::simd::level`] allows.
 pub(super) fn poly_band(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
-    match simd::level() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is `Avx512` only where the CPU supports AVX-512F.
-        SimdLevel::Avx512 => unsafe { poly_rows_avx512(src, w, h, k, y0, band) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is `Avx2` only where the CPU supports AVX2.
-        SimdLevel::Avx2 => unsafe { poly_rows_avx2(src, w, h, k, y0, band) },
-        _ => poly_rows(src, w, h, k, y0, band),
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx512() {
+        // SAFETY: `simd::has_avx512()` holds only where the CPU supports AVX-512F.
+        unsafe { poly_rows_avx512(src, w, h, k, y0, band) };
+        return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: `simd::has_avx2()` holds only where the CPU supports AVX2.
+        unsafe { poly_rows_avx2(src, w, h, k, y0, band) };
+        return;
+    }
+    poly_rows(src, w, h, k, y0, band)
 }
 
 /// [`poly_rows`] compiled for AVX-512.
@@ -147,7 +152,8 @@ const BORDER: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
 
 /// Per pixel of the rows `y0..` of `band`, `[G11, G12, G22, h1, h2]` (y-first order, as OpenCV)
 /// from the expansions `r0`, `r1` of both `w x h` frames with the second sampled at
-/// `x + flow(x)` (`flow` interleaved `u, v`), at the best level [`simd::level`] allows.
+/// `x + flow(x)` (`flow` interleaved `u, v`), at the best level
+/// [`mex_core::simd::level`] allows.
 pub(super) fn update_band(
     r0: &[f32],
     r1: &[f32],
@@ -157,15 +163,19 @@ pub(super) fn update_band(
     y0: usize,
     band: &mut [f32],
 ) {
-    match simd::level() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is `Avx512` only where the CPU supports AVX-512F and AVX2.
-        SimdLevel::Avx512 => unsafe { update_rows_avx512(r0, r1, flow, w, h, y0, band) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `simd::level()` is `Avx2` only where the CPU supports AVX2.
-        SimdLevel::Avx2 => unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) },
-        _ => update_rows(r0, r1, flow, w, h, y0, band),
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx512() {
+        // SAFETY: `simd::has_avx512()` holds only where the CPU supports AVX-512F and AVX2.
+        unsafe { update_rows_avx512(r0, r1, flow, w, h, y0, band) };
+        return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: `simd::has_avx2()` holds only where the CPU supports AVX2.
+        unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) };
+        return;
+    }
+    update_rows(r0, r1, flow, w, h, y0, band)
 }
 
 /// [`update_rows`] compiled for AVX2.
@@ -427,6 +437,7 @@ mod tests {
     use super::super::poly_kernels;
     use super::*;
     use crate::synth;
+    use mex_core::simd::{self, SimdLevel};
 
     /// The levels this process may run: every one up to [`simd::level`].
     fn levels() -> Vec<SimdLevel> {
