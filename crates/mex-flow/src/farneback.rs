@@ -8,10 +8,12 @@
 use crate::error::{invalid, Result};
 use crate::imgops::{self, band_rows};
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
-use mex_core::simd;
+use kernels::{poly_band, update_band, PolyKernel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
+
+mod kernels;
 
 /// Farnebäck parameters; `Default` equals OpenCV's documented defaults
 /// (`pyr_scale 0.5, levels 5, winsize 13, iterations 10, poly_n 5, poly_sigma 1.1`, box window).
@@ -297,21 +299,7 @@ fn poly_exp(
 ) {
     let rows = band_rows(h, w);
     let k = PolyKernel { g, xg, xxg, ig, n };
-    let body = |y0: usize, band: &mut [f32]| {
-        #[cfg(target_arch = "x86_64")]
-        if simd::has_avx512() {
-            // SAFETY: the CPU supports AVX-512F (checked at run time).
-            unsafe { poly_rows_avx512(src, w, h, &k, y0, band) };
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if simd::has_avx2() {
-            // SAFETY: the CPU supports AVX2 (checked at run time).
-            unsafe { poly_rows_avx2(src, w, h, &k, y0, band) };
-            return;
-        }
-        poly_rows(src, w, h, &k, y0, band)
-    };
+    let body = |y0: usize, band: &mut [f32]| poly_band(src, w, h, &k, y0, band);
     let chunk = 5 * w * rows;
     if dst.len() <= chunk {
         body(0, dst);
@@ -320,365 +308,17 @@ fn poly_exp(
     }
 }
 
-/// The kernels and normalisation of [`poly_exp`].
-struct PolyKernel<'a> {
-    g: &'a [f32],
-    xg: &'a [f32],
-    xxg: &'a [f32],
-    ig: [f64; 4],
-    n: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn poly_rows_avx512(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
-    poly_rows(src, w, h, k, y0, band)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn poly_rows_avx2(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
-    poly_rows(src, w, h, k, y0, band)
-}
-
-/// The expansion of the rows `y0..` of `band` (5 interleaved coefficients per pixel), as
-/// OpenCV's `FarnebackPolyExp`: vertical sums in `f32` into three planes of the row (replicated
-/// `n` columns beyond each end), then horizontal sums in `f64`. Both passes run a tap at a time
-/// over the whole row, so that they vectorise; every value is the same sum in the same order as
-/// a per-pixel loop over the taps.
-#[inline(always)]
-fn poly_rows(src: &[f32], w: usize, h: usize, k: &PolyKernel<'_>, y0: usize, band: &mut [f32]) {
-    let PolyKernel { g, xg, xxg, ig, n } = *k;
-    let [ig11, ig03, ig33, ig55] = ig;
-    let c = n; // centre index in the kernels
-    let wp = w + 2 * n;
-    // three planes of the vertically summed row, then six f64 accumulators per pixel
-    let mut rows = vec![0.0f32; 3 * wp];
-    let mut acc = vec![0.0f64; 6 * w];
-    for (ry, out) in band.chunks_mut(5 * w).enumerate() {
-        let y = y0 + ry;
-        {
-            let (r0, rest) = rows.split_at_mut(wp);
-            let (r1, r2) = rest.split_at_mut(wp);
-            let (m0, m1, m2) = (&mut r0[n..n + w], &mut r1[n..n + w], &mut r2[n..n + w]);
-            for (t, &v) in m0.iter_mut().zip(&src[y * w..(y + 1) * w]) {
-                *t = v * g[c];
-            }
-            m1.fill(0.0);
-            m2.fill(0.0);
-            for kk in 1..=n {
-                let ya = y.saturating_sub(kk);
-                let yb = (y + kk).min(h - 1);
-                let (g0, g1, g2) = (g[c + kk], xg[c + kk], xxg[c + kk]);
-                let (sa, sb) = (&src[ya * w..(ya + 1) * w], &src[yb * w..(yb + 1) * w]);
-                for x in 0..w {
-                    let (s0, s1) = (sa[x], sb[x]);
-                    let p = s0 + s1;
-                    m0[x] += g0 * p;
-                    m1[x] += g1 * (s1 - s0);
-                    m2[x] += g2 * p;
-                }
-            }
-            for r in [&mut *r0, &mut *r1, &mut *r2] {
-                let (first, last) = (r[n], r[n + w - 1]);
-                r[..n].fill(first);
-                r[n + w..].fill(last);
-            }
-        }
-        let (r0, rest) = rows.split_at(wp);
-        let (r1, r2) = rest.split_at(wp);
-        let (b1, rest) = acc.split_at_mut(w);
-        let (b2, rest) = rest.split_at_mut(w);
-        let (b3, rest) = rest.split_at_mut(w);
-        let (b4, rest) = rest.split_at_mut(w);
-        let (b5, b6) = rest.split_at_mut(w);
-        let g0 = f64::from(g[c]);
-        for x in 0..w {
-            b1[x] = f64::from(r0[x + n]) * g0;
-            b2[x] = 0.0;
-            b3[x] = f64::from(r1[x + n]) * g0;
-            b4[x] = 0.0;
-            b5[x] = f64::from(r2[x + n]) * g0;
-            b6[x] = 0.0;
-        }
-        for kk in 1..=n {
-            let gk = f64::from(g[c + kk]);
-            let xgk = f64::from(xg[c + kk]);
-            let xxgk = f64::from(xxg[c + kk]);
-            // columns x + kk and x - kk of the padded planes
-            let (r0r, r0l) = (&r0[n + kk..n + kk + w], &r0[n - kk..n - kk + w]);
-            let (r1r, r1l) = (&r1[n + kk..n + kk + w], &r1[n - kk..n - kk + w]);
-            let (r2r, r2l) = (&r2[n + kk..n + kk + w], &r2[n - kk..n - kk + w]);
-            for x in 0..w {
-                let tg = f64::from(r0r[x]) + f64::from(r0l[x]);
-                b1[x] += tg * gk;
-                b4[x] += tg * xxgk;
-                b2[x] += (f64::from(r0r[x]) - f64::from(r0l[x])) * xgk;
-                b3[x] += (f64::from(r1r[x]) + f64::from(r1l[x])) * gk;
-                b6[x] += (f64::from(r1r[x]) - f64::from(r1l[x])) * xgk;
-                b5[x] += (f64::from(r2r[x]) + f64::from(r2l[x])) * gk;
-            }
-        }
-        for (x, o) in out.chunks_exact_mut(5).enumerate() {
-            o[0] = (b3[x] * ig11) as f32;
-            o[1] = (b2[x] * ig11) as f32;
-            o[2] = (b1[x] * ig03 + b5[x] * ig33) as f32;
-            o[3] = (b1[x] * ig03 + b4[x] * ig33) as f32;
-            o[4] = (b6[x] * ig55) as f32;
-        }
-    }
-}
-
-/// OpenCV's attenuation of the matrices within 5 pixels of the border.
-const BORDER: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
-
 /// Per pixel `[G11, G12, G22, h1, h2]` (y-first order, as OpenCV) from the expansions of both
 /// frames with the second sampled at `x + flow(x)`.
 fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, m: &mut [f32]) {
     let rows = band_rows(h, w);
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = simd::has_avx512() && 5 * (w * h + w + 1) < i32::MAX as usize;
-    let body = |y0: usize, band: &mut [f32]| {
-        #[cfg(target_arch = "x86_64")]
-        if avx512 {
-            // SAFETY: the CPU supports AVX-512F (checked at run time) and every gather index
-            // fits an `i32` (checked above).
-            unsafe { update_rows_avx512(r0, r1, flow, w, h, y0, band) };
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if simd::has_avx2() {
-            // SAFETY: the CPU supports AVX2 (checked at run time).
-            unsafe { update_rows_avx2(r0, r1, flow, w, h, y0, band) };
-            return;
-        }
-        update_rows(r0, r1, flow, w, h, y0, band)
-    };
+    let body = |y0: usize, band: &mut [f32]| update_band(r0, r1, flow, w, h, y0, band);
     let chunk = 5 * w * rows;
     if m.len() <= chunk {
         body(0, m);
     } else {
         m.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn update_rows_avx2(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
-    update_rows(r0, r1, flow, w, h, y0, band)
-}
-
-#[inline(always)]
-fn floor_i(v: f32) -> i64 {
-    let i = v as i64;
-    if (i as f32) > v {
-        i - 1
-    } else {
-        i
-    }
-}
-
-#[inline(always)]
-fn update_rows(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, y0: usize, band: &mut [f32]) {
-    for (ry, mrow) in band.chunks_mut(5 * w).enumerate() {
-        for x in 0..w {
-            update_pixel(r0, r1, flow, w, h, x, y0 + ry, &mut mrow[5 * x..5 * x + 5]);
-        }
-    }
-}
-
-/// One pixel of [`update_matrices`]; the vector kernel computes the same expressions in the same
-/// order (multiplies and adds, no fused multiply-adds), so both give identical bits.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn update_pixel(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, x: usize, y: usize, o: &mut [f32]) {
-    let i = y * w + x;
-    let dx = flow[2 * i];
-    let dy = flow[2 * i + 1];
-    let fx = x as f32 + dx;
-    let fy = y as f32 + dy;
-    let x1i = floor_i(fx);
-    let y1i = floor_i(fy);
-    let r0p = &r0[5 * i..5 * i + 5];
-    let (mut r2, mut r3, mut r4, mut r5, mut r6);
-    if x1i >= 0 && y1i >= 0 && (x1i as usize) < w - 1 && (y1i as usize) < h - 1 {
-        let (x1, y1) = (x1i as usize, y1i as usize);
-        let (tx, ty) = (fx - x1i as f32, fy - y1i as f32);
-        let a00 = (1.0 - tx) * (1.0 - ty);
-        let a01 = tx * (1.0 - ty);
-        let a10 = (1.0 - tx) * ty;
-        let a11 = tx * ty;
-        let p = 5 * (y1 * w + x1);
-        let q = p + 5 * w;
-        let s = |c: usize| a00 * r1[p + c] + a01 * r1[p + 5 + c] + a10 * r1[q + c] + a11 * r1[q + 5 + c];
-        r2 = s(0);
-        r3 = s(1);
-        r4 = (r0p[2] + s(2)) * 0.5;
-        r5 = (r0p[3] + s(3)) * 0.5;
-        r6 = (r0p[4] + s(4)) * 0.25;
-    } else {
-        r2 = 0.0;
-        r3 = 0.0;
-        r4 = r0p[2];
-        r5 = r0p[3];
-        r6 = r0p[4] * 0.5;
-    }
-    r2 = (r0p[0] - r2) * 0.5;
-    r3 = (r0p[1] - r3) * 0.5;
-    r2 += r4 * dy + r6 * dx;
-    r3 += r6 * dy + r5 * dx;
-    if x < 5 || y < 5 || x + 5 >= w || y + 5 >= h {
-        let mut sc = 1.0;
-        if x < 5 {
-            sc *= BORDER[x];
-        }
-        if x + 5 >= w {
-            sc *= BORDER[w - x - 1];
-        }
-        if y < 5 {
-            sc *= BORDER[y];
-        }
-        if y + 5 >= h {
-            sc *= BORDER[h - y - 1];
-        }
-        r2 *= sc;
-        r3 *= sc;
-        r4 *= sc;
-        r5 *= sc;
-        r6 *= sc;
-    }
-    o[0] = r4 * r4 + r6 * r6;
-    o[1] = (r4 + r5) * r6;
-    o[2] = r5 * r5 + r6 * r6;
-    o[3] = r4 * r2 + r6 * r3;
-    o[4] = r6 * r2 + r5 * r3;
-}
-
-/// [`update_rows`] with 16 interior pixels per step: the bilinear samples of the second
-/// expansion are masked gathers (lanes whose sample falls outside are not read), the five
-/// interleaved outputs are scattered. Border rows and the first and last five columns, which
-/// carry OpenCV's attenuation, go through [`update_pixel`]. The same expressions in the same
-/// order (multiplies and adds, no fused multiply-adds), so the bits are [`update_pixel`]'s.
-///
-/// # Safety
-/// The CPU must support AVX-512F, and `5 * (w * h + w + 1)` must fit an `i32`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn update_rows_avx512(
-    r0: &[f32],
-    r1: &[f32],
-    flow: &[f32],
-    w: usize,
-    h: usize,
-    y0: usize,
-    band: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let lane5 = _mm512_mullo_epi32(lane, _mm512_set1_epi32(5));
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    let one = _mm512_set1_ps(1.0);
-    let half = _mm512_set1_ps(0.5);
-    let quarter = _mm512_set1_ps(0.25);
-    let zero = _mm512_setzero_ps();
-    let (wi, wlim, hlim) = (w as i32, _mm512_set1_epi32(w as i32 - 1), _mm512_set1_epi32(h as i32 - 1));
-    for (ry, mrow) in band.chunks_mut(5 * w).enumerate() {
-        let y = y0 + ry;
-        let mut x = 0;
-        if y >= 5 && y + 5 < h {
-            while x < 5 {
-                update_pixel(r0, r1, flow, w, h, x, y, &mut mrow[5 * x..5 * x + 5]);
-                x += 1;
-            }
-            let yv = _mm512_set1_ps(y as f32);
-            while x + 16 + 5 <= w {
-                let i = y * w + x;
-                // SAFETY (all loads, gathers and scatters below): pixels x..x+16 of row y are
-                // inside the image (x + 16 <= w - 5), so flow[2i..2i+32], r0[5i..5i+80] and
-                // mrow[5x..5x+80] are in bounds; the r1 gathers are masked to lanes whose
-                // bilinear square lies inside the image.
-                unsafe {
-                    let f0 = _mm512_loadu_ps(flow.as_ptr().add(2 * i));
-                    let f1 = _mm512_loadu_ps(flow.as_ptr().add(2 * i + 16));
-                    let dx = _mm512_permutex2var_ps(f0, even, f1);
-                    let dy = _mm512_permutex2var_ps(f0, odd, f1);
-                    let xi = _mm512_add_epi32(_mm512_set1_epi32(x as i32), lane);
-                    let fx = _mm512_add_ps(_mm512_cvtepi32_ps(xi), dx);
-                    let fy = _mm512_add_ps(yv, dy);
-                    let x1 = floor_v(fx);
-                    let y1 = floor_v(fy);
-                    let inside = _mm512_cmpge_epi32_mask(x1, _mm512_setzero_si512())
-                        & _mm512_cmpge_epi32_mask(y1, _mm512_setzero_si512())
-                        & _mm512_cmplt_epi32_mask(x1, wlim)
-                        & _mm512_cmplt_epi32_mask(y1, hlim);
-                    let tx = _mm512_sub_ps(fx, _mm512_cvtepi32_ps(x1));
-                    let ty = _mm512_sub_ps(fy, _mm512_cvtepi32_ps(y1));
-                    let (ux, uy) = (_mm512_sub_ps(one, tx), _mm512_sub_ps(one, ty));
-                    let a00 = _mm512_mul_ps(ux, uy);
-                    let a01 = _mm512_mul_ps(tx, uy);
-                    let a10 = _mm512_mul_ps(ux, ty);
-                    let a11 = _mm512_mul_ps(tx, ty);
-                    let p = _mm512_mullo_epi32(
-                        _mm512_add_epi32(_mm512_mullo_epi32(y1, _mm512_set1_epi32(wi)), x1),
-                        _mm512_set1_epi32(5),
-                    );
-                    let base = r1.as_ptr();
-                    let s = |c: usize| {
-                        let g =
-                            |off: usize| _mm512_mask_i32gather_ps::<4>(zero, inside, p, base.add(off + c));
-                        let t = _mm512_add_ps(_mm512_mul_ps(a00, g(0)), _mm512_mul_ps(a01, g(5)));
-                        let t = _mm512_add_ps(t, _mm512_mul_ps(a10, g(5 * w)));
-                        _mm512_add_ps(t, _mm512_mul_ps(a11, g(5 * w + 5)))
-                    };
-                    let r0b = r0.as_ptr().add(5 * i);
-                    let q = |c: usize| _mm512_i32gather_ps::<4>(lane5, r0b.add(c));
-                    let (q0, q1, q2, q3, q4) = (q(0), q(1), q(2), q(3), q(4));
-                    let r2 = _mm512_maskz_mov_ps(inside, s(0));
-                    let r3 = _mm512_maskz_mov_ps(inside, s(1));
-                    let r4 = _mm512_mask_blend_ps(inside, q2, _mm512_mul_ps(_mm512_add_ps(q2, s(2)), half));
-                    let r5 = _mm512_mask_blend_ps(inside, q3, _mm512_mul_ps(_mm512_add_ps(q3, s(3)), half));
-                    let r6 = _mm512_mask_blend_ps(
-                        inside,
-                        _mm512_mul_ps(q4, half),
-                        _mm512_mul_ps(_mm512_add_ps(q4, s(4)), quarter),
-                    );
-                    let r2 = _mm512_mul_ps(_mm512_sub_ps(q0, r2), half);
-                    let r3 = _mm512_mul_ps(_mm512_sub_ps(q1, r3), half);
-                    let r2 = _mm512_add_ps(r2, _mm512_add_ps(_mm512_mul_ps(r4, dy), _mm512_mul_ps(r6, dx)));
-                    let r3 = _mm512_add_ps(r3, _mm512_add_ps(_mm512_mul_ps(r6, dy), _mm512_mul_ps(r5, dx)));
-                    let o0 = _mm512_add_ps(_mm512_mul_ps(r4, r4), _mm512_mul_ps(r6, r6));
-                    let o1 = _mm512_mul_ps(_mm512_add_ps(r4, r5), r6);
-                    let o2 = _mm512_add_ps(_mm512_mul_ps(r5, r5), _mm512_mul_ps(r6, r6));
-                    let o3 = _mm512_add_ps(_mm512_mul_ps(r4, r2), _mm512_mul_ps(r6, r3));
-                    let o4 = _mm512_add_ps(_mm512_mul_ps(r6, r2), _mm512_mul_ps(r5, r3));
-                    let ob = mrow.as_mut_ptr().add(5 * x);
-                    _mm512_i32scatter_ps::<4>(ob, lane5, o0);
-                    _mm512_i32scatter_ps::<4>(ob.add(1), lane5, o1);
-                    _mm512_i32scatter_ps::<4>(ob.add(2), lane5, o2);
-                    _mm512_i32scatter_ps::<4>(ob.add(3), lane5, o3);
-                    _mm512_i32scatter_ps::<4>(ob.add(4), lane5, o4);
-                }
-                x += 16;
-            }
-        }
-        while x < w {
-            update_pixel(r0, r1, flow, w, h, x, y, &mut mrow[5 * x..5 * x + 5]);
-            x += 1;
-        }
-    }
-}
-
-/// `floor` of 16 lanes as `i32`, matching [`floor_i`] for every value whose floor fits an `i32`;
-/// larger magnitudes give `i32::MIN` or `i32::MAX`, which the caller's bounds test sends to the
-/// outside branch, where [`floor_i`]'s values go too.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn floor_v(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512i {
-    use std::arch::x86_64::*;
-    let i = _mm512_cvttps_epi32(v);
-    let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_cvtepi32_ps(i), v);
-    _mm512_mask_sub_epi32(i, above, i, _mm512_set1_epi32(1))
 }
 
 /// Solves the averaged 2x2 systems (with OpenCV's 1e-3 regulariser of the determinant).
@@ -713,47 +353,6 @@ mod tests {
         assert!((r[2] - 0.25).abs() < 1e-3, "{r:?}"); // y²
         assert!((r[3] - 0.5).abs() < 1e-3, "{r:?}"); // x²
         assert!((r[4] - 0.1).abs() < 1e-3, "{r:?}"); // xy
-    }
-
-    /// The AVX-512 matrix update gives the portable code's bits, for flows that keep the sample
-    /// inside, cross the border and leave the image, on widths with and without vector steps.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx512_matrix_update_equals_the_portable_one() {
-        if !simd::has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        for (w, h) in [(64usize, 40usize), (37, 29), (100, 23), (26, 12), (21, 11), (7, 5)] {
-            let n = w * h;
-            let r0: Vec<f32> = (0..5 * n).map(|_| 10.0 * rnd()).collect();
-            let r1: Vec<f32> = (0..5 * n).map(|_| 10.0 * rnd()).collect();
-            for scale in [0.0f32, 1.5, 12.0, 3e9] {
-                let flow: Vec<f32> =
-                    (0..2 * n).map(|k| scale * rnd() + if k % 7 == 0 { 0.5 } else { 0.0 }).collect();
-                let mut a = vec![f32::NAN; 5 * n];
-                let mut b = vec![f32::NAN; 5 * n];
-                update_rows(&r0, &r1, &flow, w, h, 0, &mut a);
-                // SAFETY: AVX-512F checked above; the indices of these sizes fit an i32.
-                unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, 0, &mut b) };
-                for (k, (x, y)) in a.iter().zip(&b).enumerate() {
-                    assert_eq!(x.to_bits(), y.to_bits(), "{w}x{h} scale {scale} value {k}: {x} vs {y}");
-                }
-                // a band that starts further down
-                let y0 = h / 2;
-                let mut c = vec![0.0; 5 * w * (h - y0)];
-                // SAFETY: as above.
-                unsafe { update_rows_avx512(&r0, &r1, &flow, w, h, y0, &mut c) };
-                assert!(c.iter().zip(&a[5 * w * y0..]).all(|(x, y)| x.to_bits() == y.to_bits()));
-            }
-        }
     }
 
     #[test]
