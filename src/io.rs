@@ -88,9 +88,52 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         .map_err(|e| Error::Json { path: path.to_path_buf(), reason: e.to_string() })
 }
 
+/// Largest experiment or study file (TOML or JSON) read, bytes (16 MiB): configuration files are
+/// read whole, so an absurd one is refused before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration file as text, refusing one larger than [`MAX_CONFIG_BYTES`] (checked
+/// before reading, and again while reading, for files that grow or are not regular files).
+pub fn read_config_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let too_big = |n: u64| Error::Config {
+        file: path.display().to_string(),
+        field: "(file size)".into(),
+        reason: format!(
+            "{n} bytes or more, more than the {} MiB a configuration file may have",
+            MAX_CONFIG_BYTES >> 20
+        ),
+    };
+    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let f = std::fs::File::open(path).map_err(io)?;
+    if let Ok(m) = f.metadata() {
+        if m.len() > MAX_CONFIG_BYTES {
+            return Err(too_big(m.len()));
+        }
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(io)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_config_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.toml");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_CONFIG_BYTES + 1).unwrap(); // sparse: nothing is written
+        let e = read_config_text(&p).unwrap_err().to_string();
+        assert!(e.contains("16 MiB") && e.contains("big.toml"), "{e}");
+        std::fs::write(&p, "name = \"x\"\n").unwrap();
+        assert_eq!(read_config_text(&p).unwrap(), "name = \"x\"\n");
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

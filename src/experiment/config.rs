@@ -245,8 +245,7 @@ impl ExperimentConfig {
     /// Reads and validates an experiment file. Errors name the file and the offending field.
     /// A `.json` file (such as the `config.json` a run writes beside its report) is read as JSON.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let text = crate::io::read_config_text(path)?;
         let file = path.display().to_string();
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
             let cfg: ExperimentConfig = serde_json::from_str(&text).map_err(|e| Error::Config {

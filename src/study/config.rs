@@ -151,8 +151,7 @@ impl Default for StudyConfig {
 impl StudyConfig {
     /// Reads a study file; the table path is resolved against the file's folder.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let text = crate::io::read_config_text(path)?;
         let mut cfg = Self::from_toml_str(&text, path)?;
         if cfg.table.is_relative() {
             let dir = path.parent().unwrap_or(Path::new("."));
