@@ -96,25 +96,22 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// before reading, and again while reading, for files that grow or are not regular files).
 pub fn read_config_text(path: &Path) -> Result<String> {
     use std::io::Read;
-    let too_big = |n: u64| Error::Config {
+    let too_big = || Error::Config {
         file: path.display().to_string(),
         field: "(file size)".into(),
-        reason: format!(
-            "{n} bytes or more, more than the {} MiB a configuration file may have",
-            MAX_CONFIG_BYTES >> 20
-        ),
+        reason: format!("larger than the {} MiB a configuration file may have", MAX_CONFIG_BYTES >> 20),
     };
     let io = |e| Error::Io { path: path.to_path_buf(), source: e };
     let f = std::fs::File::open(path).map_err(io)?;
     if let Ok(m) = f.metadata() {
         if m.len() > MAX_CONFIG_BYTES {
-            return Err(too_big(m.len()));
+            return Err(too_big());
         }
     }
     let mut text = String::new();
     f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(io)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(too_big(text.len() as u64));
+        return Err(too_big());
     }
     Ok(text)
 }
