@@ -148,4 +148,21 @@ fn no_face_in_any_frame_exits_2_and_writes_nothing() {
     check(&o);
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // a frame rate of 0, NaN or past the maximum: exit 2 with one line naming --fps
+    for fps in ["0", "NaN", "-30", "1e9"] {
+        let o = mex()
+            .args([
+                "analyze",
+                frames.to_str().unwrap(),
+                &format!("--fps={fps}"),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{fps}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{fps}: {err}");
+        assert!(err.contains("fps"), "{fps}: {err}");
+    }
 }
