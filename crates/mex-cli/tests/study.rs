@@ -282,3 +282,83 @@ fn analysis_json_recordings_jobs_and_merge() {
     assert!(err.contains("run it with --recording 6"), "{err}");
     assert!(!out2.join("report.json").exists());
 }
+
+/// Media recordings through `mex study`: four real videos (MEX_TEST_DATA/videos/single_face.mp4
+/// re-encoded at four brightness levels, so four contents) analysed into the content-keyed cache,
+/// one as a cluster job, the rest by the full run; a copy of one file under another name is found
+/// in the cache by its content and not analysed again. Needs FFmpeg and Debian's 68-point model
+/// (the indicators need 68 points); skipped otherwise.
+#[test]
+fn video_recordings_are_analysed_once_into_the_content_keyed_cache() {
+    let Some(data) = std::env::var_os("MEX_TEST_DATA").map(PathBuf::from) else {
+        eprintln!("skipped: MEX_TEST_DATA not set");
+        return;
+    };
+    let ffmpeg = Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
+    let dlib = Path::new("/usr/share/dlib/shape_predictor_68_face_landmarks.dat").is_file();
+    if !ffmpeg || !dlib {
+        eprintln!("skipped: needs ffmpeg and /usr/share/dlib's 68-point model (.ci/run installs both)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("recording,subject,group\n");
+    for (i, (s, g)) in
+        [("p1", "patient"), ("p2", "patient"), ("c1", "control"), ("c2", "control")].iter().enumerate()
+    {
+        let name = format!("v{i}.mp4");
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(data.join("videos/single_face.mp4"))
+            .args([
+                "-an",
+                "-vf",
+                &format!("eq=brightness={:.2}", 0.03 * i as f64),
+                "-c:v",
+                "libx264",
+                "-crf",
+                "18",
+            ])
+            .arg(dir.path().join(&name))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        csv.push_str(&format!("{name},{s},{g}\n"));
+    }
+    let t = dir.path().join("t.csv");
+    std::fs::write(&t, &csv).unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let cached = || std::fs::read_dir(out.join("cache")).map_or(0, |d| d.count());
+    // one cluster job
+    let (code, stdout, err) =
+        mex(&["study", t.to_str().unwrap(), "--positive", "patient", "--out", o, "--recording", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("recording 1 of 4") && stdout.contains("analysed"), "{stdout}");
+    let after_job = cached();
+    assert!(after_job >= 1, "nothing in the cache");
+    let (code, stdout, _) =
+        mex(&["study", t.to_str().unwrap(), "--positive", "patient", "--out", o, "--recording", "1"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("already available"), "{stdout}");
+    assert_eq!(cached(), after_job);
+    // the whole study: the three others analysed, the report written
+    let (code, _, err) = mex(&["study", t.to_str().unwrap(), "--positive", "patient", "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_recordings"]["positive"], 2, "{report}");
+    assert_eq!(report["n_recordings"]["negative"], 2, "{report}");
+    let names: Vec<&str> =
+        report["indicators"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"ear_mean"), "{names:?}");
+    let full = cached();
+    assert_eq!(full, 4 * after_job, "one cache entry set per recording");
+    // a copy under another name, for a new subject: found by content, not analysed again
+    std::fs::copy(dir.path().join("v0.mp4"), dir.path().join("copy.mp4")).unwrap();
+    std::fs::write(&t, format!("{csv}copy.mp4,c3,control\n")).unwrap();
+    let (code, stdout, err) =
+        mex(&["study", t.to_str().unwrap(), "--positive", "patient", "--out", o, "--recording", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("already available"), "{stdout}");
+    assert_eq!(cached(), full);
+}
