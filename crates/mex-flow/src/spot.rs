@@ -14,9 +14,10 @@
 //!   movement starts when a region's robust z exceeds `high`; its extent runs from where the
 //!   signal left its baseline before the apex to where it returns after it (trimmed to the
 //!   frames above a fraction of the peak), so the rise (onset to apex) and the fall (apex to
-//!   offset) are one event. An event whose motion is stronger in an eye region than in every
-//!   expression region is a blink: it is set aside ([`Spotter::take_blinks`]), not reported as
-//!   an expression. See [`RegionalConfig`].
+//!   offset) are one event. A part of an event (a hump between minima of the signal) whose
+//!   motion is clearly stronger in an eye region than in every expression region is a blink:
+//!   it is set aside ([`Spotter::take_blinks`]), not reported as an expression, and the other
+//!   parts stay movements. See [`RegionalConfig`].
 //! * [`SpotMethod::Global`]: the earlier single-signal spotter (mean flow magnitude over the
 //!   whole crop or `roi`, one robust threshold, runs of active frames). Kept unchanged for
 //!   comparison.
