@@ -55,6 +55,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!();
         println!("{}", super::summary_table(rep));
     }
-    println!("wrote {} (result.json, aligned_onset.png, flow.png, strain.png, motion.svg/png, loso/report.md) in {:.1} s", args.out.display(), t0.elapsed().as_secs_f64());
+    println!(
+        "wrote {} (result.json, aligned_onset.png, flow.png, strain.png, motion.svg/png{}) in {:.1} s",
+        args.out.display(),
+        if out.comparison.is_some() { ", loso/report.md" } else { "" },
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
