@@ -67,6 +67,79 @@ fn valid_toml() -> Vec<u8> {
         .unwrap()
 }
 
+fn valid_dlib_model() -> Vec<u8> {
+    use mex::align::dlib::{RegressionTree, Split};
+    // Two landmarks, one level, one depth-1 tree comparing two feature pixels.
+    mex::align::ShapePredictor::new(
+        vec![0.25, 0.5, 0.75, 0.5],
+        vec![vec![RegressionTree {
+            splits: vec![Split { idx1: 0, idx2: 1, thresh: 10.0 }],
+            leaf_values: vec![vec![0.0, -0.25, 0.0, -0.25], vec![0.0, 0.25, 0.0, 0.25]],
+        }]],
+        vec![vec![0, 1]],
+        vec![vec![[0.0, 0.0], [0.0, 0.0]]],
+    )
+    .unwrap()
+    .to_bytes()
+}
+
+fn valid_checkpoint() -> Vec<u8> {
+    let cfg = mex::classify::ModelConfig::Ststnet(Default::default());
+    let m = mex::classify::Model::new(&cfg, 1, &candle_core::Device::Cpu).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("w.safetensors");
+    m.save(&p).unwrap();
+    std::fs::read(p).unwrap()
+}
+
+fn valid_table() -> Vec<u8> {
+    b"Subject,Filename,Onset Frame,Apex Frame,Offset Frame,Type,Action Units\n\
+      006,006_1_1,566,648,743,Macro,4+7\n006,006_1_2,3000,3030,3080,Micro - 1/2,12\n"
+        .to_vec()
+}
+
+fn valid_fold() -> Vec<u8> {
+    let p = |id: &str, label, pred| mex::classify::Prediction {
+        subject: "k".into(),
+        id: id.into(),
+        label,
+        pred,
+        probs: vec![0.2, 0.5, 0.3],
+    };
+    let f = mex::classify::FoldResult {
+        subject: "k".into(),
+        fingerprint: "fp".into(),
+        predictions: vec![p("k_0", 1, 1), p("k_1", 0, 2)],
+        epochs: vec![],
+        selected_epoch: 0,
+        elapsed_s: 0.5,
+        resumed: false,
+    };
+    serde_json::to_vec(&f).unwrap()
+}
+
+fn valid_openface() -> Vec<u8> {
+    let mut head = vec!["frame", "face_id", "timestamp", "confidence", "success"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    head.extend((0..68).map(|i| format!("x_{i}")));
+    head.extend((0..68).map(|i| format!("y_{i}")));
+    let mut s = head.join(", ") + "\n";
+    for f in 1..=3 {
+        let mut row = vec![
+            f.to_string(),
+            "0".into(),
+            format!("{:.3}", (f - 1) as f64 / 30.0),
+            "0.98".into(),
+            "1".into(),
+        ];
+        row.extend((0..136).map(|i| format!("{:.1}", 100.0 + i as f64)));
+        s += &(row.join(", ") + "\n");
+    }
+    s.into_bytes()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -91,12 +164,12 @@ proptest! {
     }
 
     #[test]
-    fn dlib_models_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn dlib_models_never_panic(b in prop_oneof![mutate(valid_dlib_model()), prop::collection::vec(any::<u8>(), 0..512)]) {
         let _ = mex::align::ShapePredictor::from_bytes(&b);
     }
 
     #[test]
-    fn safetensors_checkpoints_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn safetensors_checkpoints_never_panic(b in prop_oneof![mutate(valid_checkpoint()), prop::collection::vec(any::<u8>(), 0..512)]) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("w.safetensors");
         std::fs::write(&p, &b).unwrap();
@@ -105,7 +178,7 @@ proptest! {
     }
 
     #[test]
-    fn dataset_tables_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn dataset_tables_never_panic(b in prop_oneof![mutate(valid_table()), prop::collection::vec(any::<u8>(), 0..512)]) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("coding.csv");
         std::fs::write(&p, &b).unwrap();
@@ -115,7 +188,7 @@ proptest! {
     }
 
     #[test]
-    fn fold_results_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn fold_results_never_panic(b in prop_oneof![mutate(valid_fold()), prop::collection::vec(any::<u8>(), 0..512)]) {
         let d = tempfile::tempdir().unwrap();
         let out = mex::experiment::OutDir::new(d.path());
         std::fs::create_dir_all(out.folds("v")).unwrap();
@@ -124,10 +197,34 @@ proptest! {
     }
 
     #[test]
-    fn openface_csvs_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn openface_csvs_never_panic(b in prop_oneof![mutate(valid_openface()), prop::collection::vec(any::<u8>(), 0..512)]) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("of.csv");
         std::fs::write(&p, &b).unwrap();
         let _ = mex::analyze::read_openface_csv(&p);
     }
+}
+
+/// The valid inputs the mutations start from are valid: each parses.
+#[test]
+fn the_valid_seeds_parse() {
+    assert!(mex::align::ShapePredictor::from_bytes(&valid_dlib_model()).is_ok());
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("w.safetensors");
+    std::fs::write(&p, valid_checkpoint()).unwrap();
+    let cfg = mex::classify::ModelConfig::Ststnet(Default::default());
+    assert!(mex::classify::Model::load(&cfg, &p, &candle_core::Device::Cpu).is_ok());
+    let p = d.path().join("coding.csv");
+    std::fs::write(&p, valid_table()).unwrap();
+    let t = mex::data::table::Table::read(&p, 0).unwrap();
+    assert!(t.find_header(&[&["subject"], &["onset", "onset frame"]]).is_ok());
+    let out = mex::experiment::OutDir::new(d.path());
+    std::fs::create_dir_all(out.folds("v")).unwrap();
+    std::fs::write(out.folds("v").join("k.json"), valid_fold()).unwrap();
+    let folds = mex::experiment::run::load_folds(&out, "v", &["k".to_string()]).unwrap();
+    assert_eq!(format!("{folds:?}").matches("k_0").count(), 1, "{folds:?}");
+    let p = d.path().join("of.csv");
+    std::fs::write(&p, valid_openface()).unwrap();
+    let (_, rows) = mex::analyze::read_openface_csv(&p).unwrap();
+    assert_eq!(rows.len(), 3);
 }
