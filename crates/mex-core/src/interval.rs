@@ -44,14 +44,24 @@ impl Interval {
     /// Intersection over union of the frame sets `[onset, offset]` (inclusive), as in the MEGC
     /// spotting protocol.
     pub fn iou(&self, other: &Interval) -> f64 {
-        // In u128: lengths up to 2^64 and their sum cannot overflow.
-        let len = |i: &Interval| u128::from(i.offset as u64) - u128::from(i.onset as u64) + 1;
-        let lo = self.onset.max(other.onset);
-        let hi = self.offset.min(other.offset);
-        let inter = if hi >= lo { u128::from(hi as u64) - u128::from(lo as u64) + 1 } else { 0 };
-        let union = len(self) + len(other) - inter;
-        inter as f64 / union as f64
+        frame_iou((self.onset, self.offset), (other.onset, other.offset))
     }
+}
+
+/// Intersection over union of two inclusive frame ranges `(first, last)` (each `first <= last`),
+/// `|A ∩ B| / |A ∪ B|`: the MEGC spotting overlap, exact for any `usize` bounds.
+///
+/// ```
+/// assert_eq!(mex_core::frame_iou((0, 9), (5, 14)), 5.0 / 15.0);
+/// ```
+pub fn frame_iou(a: (usize, usize), b: (usize, usize)) -> f64 {
+    // In u128: lengths up to 2^64 and their sum cannot overflow.
+    let len = |(lo, hi): (usize, usize)| u128::from(hi as u64) - u128::from(lo as u64) + 1;
+    let lo = a.0.max(b.0);
+    let hi = a.1.min(b.1);
+    let inter = if hi >= lo { u128::from(hi as u64) - u128::from(lo as u64) + 1 } else { 0 };
+    let union = len(a) + len(b) - inter;
+    inter as f64 / union as f64
 }
 
 #[cfg(test)]

@@ -69,5 +69,5 @@ pub use frame::{
     MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
 };
 pub use geometry::{BBox, LandmarkScheme, Landmarks, Point2, Similarity, OPENFACE_MEAN_FACE_68};
-pub use interval::Interval;
+pub use interval::{frame_iou, Interval};
 pub use labels::ClassSet;

@@ -63,13 +63,7 @@ impl Span {
     /// Intersection over union of the frame sets (inclusive), `|A ∩ B| / |A ∪ B|`; identical to
     /// [`mex_core::Interval::iou`].
     pub fn iou(&self, other: &Span) -> f64 {
-        // In u128: lengths up to 2^64 and their sum cannot overflow.
-        let len = |s: &Span| u128::from(s.offset as u64) - u128::from(s.onset as u64) + 1;
-        let lo = self.onset.max(other.onset);
-        let hi = self.offset.min(other.offset);
-        let inter = if hi >= lo { u128::from(hi as u64) - u128::from(lo as u64) + 1 } else { 0 };
-        let union = len(self) + len(other) - inter;
-        inter as f64 / union as f64
+        mex_core::frame_iou((self.onset, self.offset), (other.onset, other.offset))
     }
 }
 
