@@ -58,6 +58,20 @@ pub enum LandmarkSource {
     Dlib(PathBuf),
 }
 
+impl LandmarkSource {
+    /// The source actually used: `Auto` becomes `Dlib` of [`DEBIAN_DLIB_MODEL`] when that file
+    /// exists, else `Five`; the others are returned as they are.
+    pub fn resolved(&self) -> LandmarkSource {
+        match self {
+            LandmarkSource::Auto if Path::new(DEBIAN_DLIB_MODEL).is_file() => {
+                LandmarkSource::Dlib(PathBuf::from(DEBIAN_DLIB_MODEL))
+            }
+            LandmarkSource::Auto => LandmarkSource::Five,
+            other => other.clone(),
+        }
+    }
+}
+
 /// Largest frame rate an analysis accepts (`--fps`), frames per second.
 pub const MAX_FPS: f64 = 10_000.0;
 
@@ -385,8 +399,7 @@ impl Row {
             None => s.push(','),
         }
         if points == 68 {
-            let n = FrameIndicators::column_names().len();
-            for i in 0..n {
+            for i in 0..FrameIndicators::N_COLUMNS {
                 match self.ind.as_ref().and_then(|v| v.get(i).copied().flatten()) {
                     Some(v) => {
                         let _ = write!(s, ",{v:.5}");
@@ -468,15 +481,6 @@ struct Pipeline {
     written_crops: Vec<PathBuf>,
     /// Flow between consecutive aligned crops for regional activity (68 points only).
     region_flow: Option<Box<dyn FlowEstimator + Send + Sync>>,
-}
-
-fn luma_f32(img: &RgbImage) -> GrayF32 {
-    let (w, h) = img.dimensions();
-    let data = img
-        .pixels()
-        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
-        .collect();
-    GrayF32::from_raw(w, h, data).unwrap_or_else(|| GrayF32::new(w, h))
 }
 
 /// Integer luma as dlib's Python bindings' callers commonly compute it.
@@ -622,22 +626,11 @@ pub fn run_analyze_with(
     };
 
     // The landmark model.
-    let dlib: Option<ShapePredictor> = match &cfg.landmarks {
-        LandmarkSource::Five => None,
+    let dlib: Option<ShapePredictor> = match cfg.landmarks.resolved() {
         LandmarkSource::Dlib(p) => Some(
-            ShapePredictor::from_file(p).map_err(|e| Error::stage("align", p.display().to_string(), e))?,
+            ShapePredictor::from_file(&p).map_err(|e| Error::stage("align", p.display().to_string(), e))?,
         ),
-        LandmarkSource::Auto => {
-            let p = Path::new(DEBIAN_DLIB_MODEL);
-            if p.is_file() {
-                Some(
-                    ShapePredictor::from_file(p)
-                        .map_err(|e| Error::stage("align", p.display().to_string(), e))?,
-                )
-            } else {
-                None
-            }
-        }
+        _ => None,
     };
     if let Some(d) = &dlib {
         if d.num_parts() != 68 {
@@ -722,7 +715,7 @@ pub fn run_analyze_with(
             let dt = prev_ts.map_or(1.0 / fps, |pt| (timestamp - pt).max(0.0));
             prev_ts = Some(timestamp);
             last_ts = timestamp;
-            let gray = luma_f32(&image);
+            let gray = mex_core::gray_f32_from_rgb8(&image);
             let tracked =
                 tracker.track(&image).map_err(|e| Error::stage("align", format!("frame {index}"), e))?;
             let gray8 = dlib.as_ref().map(|_| luma_u8(&image));
@@ -1154,6 +1147,22 @@ pub fn read_openface_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_landmarks_resolve_to_the_model_in_use() {
+        let want = if Path::new(DEBIAN_DLIB_MODEL).is_file() {
+            LandmarkSource::Dlib(PathBuf::from(DEBIAN_DLIB_MODEL))
+        } else {
+            LandmarkSource::Five
+        };
+        assert_eq!(LandmarkSource::Auto.resolved(), want);
+        assert_eq!(LandmarkSource::Five.resolved(), LandmarkSource::Five);
+        let p = LandmarkSource::Dlib(PathBuf::from("m.dat"));
+        assert_eq!(p.resolved(), p);
+        // the study's cache key follows the resolved source, never `Auto`
+        let a = crate::study::recordings::analyze_config(&crate::study::StudyConfig::default());
+        assert_eq!(a.landmarks, want);
+    }
 
     #[test]
     fn csv_rows_have_openface_columns_and_blank_cells_without_a_face() {

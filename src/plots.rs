@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
 
 /// Registers the vendored font once for every figure of the crate.
-pub(crate) fn ensure_font() -> Result<()> {
+fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()

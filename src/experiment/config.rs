@@ -501,7 +501,7 @@ fn locate_in_tagged_tables(text: &str) -> Option<(String, String)> {
 }
 
 /// Turns a byte span of a TOML parse error into a readable location (`line L` plus the line's key).
-fn describe_span(text: &str, span: std::ops::Range<usize>) -> String {
+pub(crate) fn describe_span(text: &str, span: std::ops::Range<usize>) -> String {
     let start = span.start.min(text.len());
     let line_no = text[..start].matches('\n').count() + 1;
     let lines: Vec<&str> = text.lines().collect();

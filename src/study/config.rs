@@ -167,10 +167,7 @@ impl StudyConfig {
             file: name.clone(),
             field: e
                 .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].lines().count().max(1);
-                    format!("line {line}")
-                })
+                .map(|s| crate::experiment::config::describe_span(text, s))
                 .unwrap_or_else(|| "<document>".into()),
             reason: e.message().to_string(),
         })?;

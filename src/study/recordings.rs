@@ -38,9 +38,11 @@ pub fn is_analysis_json(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// The analysis settings used for media recordings.
+/// The analysis settings used for media recordings, with the landmark model resolved to the one
+/// actually used (so that the cache key changes when a 68-point model is installed or removed).
 pub fn analyze_config(cfg: &StudyConfig) -> AnalyzeConfig {
-    AnalyzeConfig { fps: Some(cfg.analyze.fps), save_frames: false, ..AnalyzeConfig::default() }
+    let d = AnalyzeConfig::default();
+    AnalyzeConfig { fps: Some(cfg.analyze.fps), save_frames: false, landmarks: d.landmarks.resolved(), ..d }
 }
 
 /// The cache key of a media recording: FNV-1a 64 over a version tag, the analysis settings, and

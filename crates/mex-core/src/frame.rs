@@ -25,6 +25,24 @@ pub fn gray_f32_from_dynamic(img: &DynamicImage) -> Result<GrayF32> {
     GrayF32::from_raw(w, h, data).ok_or(CoreError::Empty { what: "image" })
 }
 
+/// Converts an 8-bit RGB frame to [`GrayF32`] (0..255) with the BT.601 luma weights of
+/// [`gray_f32_from_dynamic`], in one pass without an intermediate copy (video frames).
+///
+/// ```
+/// let img = image::RgbImage::from_pixel(2, 1, image::Rgb([255, 0, 0]));
+/// let g = mex_core::gray_f32_from_rgb8(&img);
+/// assert!((g.get_pixel(0, 0)[0] - 0.299 * 255.0).abs() < 1e-3);
+/// ```
+pub fn gray_f32_from_rgb8(img: &image::RgbImage) -> GrayF32 {
+    let (w, h) = img.dimensions();
+    let data = img
+        .pixels()
+        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
+        .collect();
+    // The buffer length equals w*h by construction.
+    GrayF32::from_raw(w, h, data).unwrap_or_else(|| GrayF32::new(w, h))
+}
+
 /// Largest image side any mex decoder accepts, pixels.
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Largest allocation any mex image decoder makes, bytes (1 GiB).

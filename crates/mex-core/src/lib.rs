@@ -65,8 +65,8 @@ pub fn check_table_size(path: &std::path::Path) -> std::result::Result<(), Strin
 pub use flow::FlowField;
 #[cfg(feature = "image")]
 pub use frame::{
-    decode_image_limited, gray_f32_from_dynamic, gray_f32_from_luma8, gray_f32_to_luma8, GrayF32,
-    MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
+    decode_image_limited, gray_f32_from_dynamic, gray_f32_from_luma8, gray_f32_from_rgb8, gray_f32_to_luma8,
+    GrayF32, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
 };
 pub use geometry::{BBox, LandmarkScheme, Landmarks, Point2, Similarity, OPENFACE_MEAN_FACE_68};
 pub use interval::{frame_iou, Interval};

@@ -117,12 +117,17 @@ pub struct FrameIndicators {
 }
 
 impl FrameIndicators {
+    /// Number of numeric columns of [`FrameIndicators::values`]: three eye aspect ratios, four
+    /// asymmetry indices and one activity per region.
+    pub const N_COLUMNS: usize = 7 + N_REGIONS;
+
     /// Names of the numeric columns of [`FrameIndicators::values`] (for a CSV header).
     ///
     /// ```
     /// let names = mex_indicators::FrameIndicators::column_names();
     /// assert_eq!(names[0], "ear_left");
     /// assert!(names.contains(&"activity_mouth_corner_left".to_string()));
+    /// assert_eq!(names.len(), mex_indicators::FrameIndicators::N_COLUMNS);
     /// ```
     pub fn column_names() -> Vec<String> {
         let mut v: Vec<String> =

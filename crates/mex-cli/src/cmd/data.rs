@@ -203,8 +203,7 @@ fn run_index(a: IndexArgs) -> anyhow::Result<()> {
         };
         index(kind, &files, &opts)?
     };
-    let json = serde_json::to_vec_pretty(&report.dataset).context("serialising the manifest")?;
-    mex::io::write_atomic(&a.out, &json)?;
+    mex::io::write_json_atomic(&a.out, &report.dataset)?;
     print_index_summary(kind, &report, a.verbose);
     if let Some(gt) = &a.gt {
         compare_with_gt(&report.dataset, gt)?;

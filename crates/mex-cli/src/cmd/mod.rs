@@ -13,7 +13,7 @@ pub mod spot;
 pub mod study;
 
 /// Most bootstrap resamples or permutations a flag accepts.
-pub const MAX_RESAMPLES: usize = 100_000;
+pub const MAX_RESAMPLES: usize = mex::experiment::config::MAX_RESAMPLES;
 /// Most threads (parallel folds) a flag accepts; 0 means one per core.
 pub const MAX_JOBS: usize = 64;
 /// Most training epochs a flag accepts.

@@ -56,11 +56,7 @@ pub fn run(args: SpotArgs) -> Result<()> {
     if !matches!(args.align.as_str(), "auto" | "mtcnn" | "none") {
         anyhow::bail!("unknown --align `{}` (auto, mtcnn, none)", args.align);
     }
-    if let Some(f) = args.fps {
-        if !(f.is_finite() && f > 0.0 && f <= mex::analyze::MAX_FPS) {
-            anyhow::bail!("--fps {f} must be a number in (0, {}]", mex::analyze::MAX_FPS);
-        }
-    }
+    // the frame rate is range-checked by open_frames
     let mut stream = open_frames(input, args.fps)?;
     let fps = stream.info().fps;
     let Some(first) = stream.next_frame()? else {
@@ -96,7 +92,7 @@ pub fn run(args: SpotArgs) -> Result<()> {
         }
     };
     let prepare = |image: &image::RgbImage| -> Result<mex_core::GrayF32> {
-        let gray = mex_core::gray_f32_from_dynamic(&image::DynamicImage::ImageRgb8(image.clone()))?;
+        let gray = mex_core::gray_f32_from_rgb8(image);
         Ok(match &transform {
             Some((t, side)) => {
                 let mut a = mex_core::GrayF32::new(*side, *side);
