@@ -6,10 +6,9 @@
 //! `winsize`, and `iterations` solves of the 2x2 system per level.
 
 use crate::error::{invalid, Result};
-use crate::imgops::{self, band_rows};
+use crate::imgops::{self, band_rows, for_bands};
 use crate::{validate_pair, with_workspace, FlowEstimator, FlowField, GrayF32};
 use kernels::{poly_band, update_band, PolyKernel};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -299,26 +298,15 @@ fn poly_exp(
 ) {
     let rows = band_rows(h, w);
     let k = PolyKernel { g, xg, xxg, ig, n };
-    let body = |y0: usize, band: &mut [f32]| poly_band(src, w, h, &k, y0, band);
-    let chunk = 5 * w * rows;
-    if dst.len() <= chunk {
-        body(0, dst);
-    } else {
-        dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
-    }
+    // five planes per pixel: a band of `rows` rows is `5 w rows` values
+    for_bands(dst, 5 * w, rows, |y0, band| poly_band(src, w, h, &k, y0, band));
 }
 
 /// Per pixel `[G11, G12, G22, h1, h2]` (y-first order, as OpenCV) from the expansions of both
 /// frames with the second sampled at `x + flow(x)`.
 fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], w: usize, h: usize, m: &mut [f32]) {
     let rows = band_rows(h, w);
-    let body = |y0: usize, band: &mut [f32]| update_band(r0, r1, flow, w, h, y0, band);
-    let chunk = 5 * w * rows;
-    if m.len() <= chunk {
-        body(0, m);
-    } else {
-        m.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| body(i * rows, c));
-    }
+    for_bands(m, 5 * w, rows, |y0, band| update_band(r0, r1, flow, w, h, y0, band));
 }
 
 /// Solves the averaged 2x2 systems (with OpenCV's 1e-3 regulariser of the determinant).

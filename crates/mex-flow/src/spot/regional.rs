@@ -293,6 +293,8 @@ pub(crate) struct State {
     hist: Vec<VecDeque<f32>>,
     base: Vec<Option<(f32, f32)>>,
     since_refresh: usize,
+    /// A history changed since the baselines were last computed.
+    stale: bool,
     recent: VecDeque<Recent>,
     active: Option<Active>,
     buf: Vec<f32>,
@@ -343,6 +345,7 @@ impl State {
             hist: vec![VecDeque::with_capacity(window); n],
             base: vec![None; n],
             since_refresh: usize::MAX,
+            stale: true,
             recent: VecDeque::with_capacity(max_len + 2),
             active: None,
             buf: Vec::new(),
@@ -405,9 +408,15 @@ impl State {
         }
     }
 
+    /// Recomputes the baselines on their schedule (every `base_every` frames), only when a
+    /// history has changed since: while an event runs the histories are frozen.
     fn refresh_baselines(&mut self) {
-        for (h, b) in self.hist.iter().zip(self.base.iter_mut()) {
-            *b = super::robust_stats(h, &mut self.buf).map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
+        if self.stale {
+            for (h, b) in self.hist.iter().zip(self.base.iter_mut()) {
+                *b =
+                    super::robust_stats(h, &mut self.buf).map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
+            }
+            self.stale = false;
         }
         self.since_refresh = 0;
     }
@@ -443,6 +452,7 @@ impl State {
                 }
                 h.push_back(x);
             }
+            self.stale = true;
         }
         self.recent.push_back(Recent { t, z, eye_ex, expr_ex });
         while self.recent.len() > self.max_len + self.gap + 2 {
