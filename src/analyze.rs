@@ -73,7 +73,7 @@ impl LandmarkSource {
 }
 
 /// Largest frame rate an analysis accepts (`--fps`), frames per second.
-pub const MAX_FPS: f64 = 10_000.0;
+pub const MAX_FPS: f64 = mex_data::video::MAX_FPS;
 
 /// Settings of an analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

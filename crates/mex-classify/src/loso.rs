@@ -162,12 +162,11 @@ fn run_fold(ds: &Dataset, cfg: &LosoConfig, subject: &str, fp: &str) -> Result<F
             }
         })
         .collect();
-    let bad_probs = |p: &Prediction| p.probs.iter().any(|v| !v.is_finite());
-    let diverged = report.epochs.iter().find(|e| !e.train_loss.is_finite());
-    if diverged.is_some() || predictions.iter().any(bad_probs) {
-        // A diverged training: no fold file, so that a later resume does not read it back.
-        let (epoch, loss) = diverged.map_or((report.epochs.len(), f32::NAN), |e| (e.epoch, e.train_loss));
-        return Err(Error::NonFiniteLoss { epoch, loss });
+    // `fit` stops with `NonFiniteLoss` at the first non-finite batch loss; weights that still
+    // give non-finite probabilities are a diverged training too: no fold file, so that a later
+    // resume does not read it back.
+    if predictions.iter().any(|p| p.probs.iter().any(|v| !v.is_finite())) {
+        return Err(Error::NonFiniteLoss { epoch: report.epochs.len(), loss: f32::NAN });
     }
     let result = FoldResult {
         subject: subject.to_string(),

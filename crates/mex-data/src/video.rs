@@ -41,7 +41,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 /// Largest frame side accepted, pixels (decoder limit against decompression bombs).
-pub const MAX_FRAME_SIDE: u32 = 16_384;
+pub const MAX_FRAME_SIDE: u32 = mex_core::MAX_IMAGE_SIDE;
 /// Largest frame area accepted, pixels (about 8K UHD with margin).
 pub const MAX_FRAME_PIXELS: u64 = 40_000_000;
 
@@ -83,6 +83,17 @@ pub trait FrameStream: Send {
     fn next_frame(&mut self) -> Result<Option<Frame>>;
 }
 
+/// Largest frame rate accepted, frames per second.
+pub const MAX_FPS: f64 = 10_000.0;
+
+fn check_fps(fps: f64) -> Result<()> {
+    if fps.is_finite() && fps > 0.0 && fps <= MAX_FPS {
+        Ok(())
+    } else {
+        Err(Error::param("fps", fps, "must be in (0, 10000]"))
+    }
+}
+
 /// Whether `path` names something [`open_frames`] reads as a video (a file) rather than a folder.
 pub fn is_video(path: &Path) -> bool {
     path.is_file()
@@ -92,9 +103,7 @@ pub fn is_video(path: &Path) -> bool {
 /// or a video file (decoded by FFmpeg; `fps` is used only when the container carries no rate).
 pub fn open_frames(path: &Path, fps: Option<f64>) -> Result<Box<dyn FrameStream>> {
     if let Some(f) = fps {
-        if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
-            return Err(Error::param("fps", f, "must be in (0, 10000]"));
-        }
+        check_fps(f)?;
     }
     if path.is_dir() {
         Ok(Box::new(FolderFrames::open(path, fps.unwrap_or(30.0))?))
@@ -123,9 +132,7 @@ pub struct FolderFrames {
 impl FolderFrames {
     /// Lists the folder's images and reads the first one's size.
     pub fn open(dir: &Path, fps: f64) -> Result<Self> {
-        if !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0) {
-            return Err(Error::param("fps", fps, "must be in (0, 10000]"));
-        }
+        check_fps(fps)?;
         let s = crate::Sample { path: Some(dir.to_path_buf()), ..Default::default() };
         let files = s.frame_paths()?;
         let first = files.first().ok_or_else(|| Error::Io {

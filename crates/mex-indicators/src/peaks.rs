@@ -19,8 +19,8 @@ pub struct Peak {
     pub right_base: usize,
 }
 
-/// Local maxima as SciPy's `_local_maxima_1d`: `(midpoint, left edge, right edge)`.
-fn local_maxima(x: &[f64]) -> Vec<(usize, usize, usize)> {
+/// Local maxima as SciPy's `_local_maxima_1d`: the midpoint of each (possibly flat) maximum.
+fn local_maxima(x: &[f64]) -> Vec<usize> {
     let mut out = Vec::new();
     if x.len() < 3 {
         return out;
@@ -34,8 +34,7 @@ fn local_maxima(x: &[f64]) -> Vec<(usize, usize, usize)> {
                 ahead += 1;
             }
             if x[ahead] < x[i] {
-                let (l, r) = (i, ahead - 1);
-                out.push(((l + r) / 2, l, r));
+                out.push((i + ahead - 1) / 2);
                 i = ahead;
             }
         }
@@ -49,7 +48,7 @@ fn local_maxima(x: &[f64]) -> Vec<(usize, usize, usize)> {
 pub fn peak_prominences(x: &[f64]) -> Vec<Peak> {
     local_maxima(x)
         .into_iter()
-        .map(|(peak, _, _)| {
+        .map(|peak| {
             let xp = x[peak];
             let (mut left_base, mut left_min) = (peak, xp);
             let mut i = peak as isize;

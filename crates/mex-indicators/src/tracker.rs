@@ -19,7 +19,7 @@ use crate::eyes::{
 };
 use crate::geometry::{check_68, FaceFrame};
 use crate::regions::{Region, Side, N_REGIONS};
-use crate::stats::{mean, quantile, sd};
+use crate::stats::{mean, quantile_sorted, sd};
 use crate::{Error, Result};
 use mex_core::{Interval, Landmarks};
 use serde::{Deserialize, Serialize};
@@ -486,9 +486,12 @@ impl IndicatorTracker {
             let g = |x: Option<f64>| if enough { x } else { None };
             let name = r.name();
             s.set(format!("activity_{name}_mean"), g(mean(v)), act_reason);
-            s.set(format!("activity_{name}_p50"), g(quantile(v, 0.5)), act_reason);
-            s.set(format!("activity_{name}_p90"), g(quantile(v, 0.9)), act_reason);
-            s.set(format!("activity_{name}_p99"), g(quantile(v, 0.99)), act_reason);
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let q = |p: f64| (!sorted.is_empty()).then(|| quantile_sorted(&sorted, p));
+            s.set(format!("activity_{name}_p50"), g(q(0.5)), act_reason);
+            s.set(format!("activity_{name}_p90"), g(q(0.9)), act_reason);
+            s.set(format!("activity_{name}_p99"), g(q(0.99)), act_reason);
             s.set(format!("activity_{name}_noise_floor"), g(Some(floors[k])), act_reason);
             let frac = v.iter().filter(|&&a| a > floors[k]).count() as f64 / v.len().max(1) as f64;
             s.set(format!("activity_{name}_active_fraction"), g(Some(frac)), act_reason);
