@@ -925,32 +925,24 @@ pub fn run_analyze_with(
                 .filter(|e| e.face_id == st.id)
                 .map(|e| (e.times_s[0], e.times_s[2]))
                 .collect();
-            let plots = (|| -> Result<Vec<PathBuf>> {
-                let mut v = crate::indicator_plots::ear_with_blinks(
-                    &out.join("ear_blinks"),
-                    &st.plot.items,
-                    &summary.blinks,
-                    &summary.opendbm_blinks,
-                )?;
-                v.extend(crate::indicator_plots::regional_activity(&out.join("activity"), &st.plot.items)?);
-                v.extend(crate::indicator_plots::asymmetry_over_time(
-                    &out.join("asymmetry"),
-                    &st.plot.items,
-                    &spans,
-                )?);
-                Ok(v)
-            })();
-            match plots {
-                Ok(v) => files.extend(v),
-                Err(e) => {
-                    for f in ["ear_blinks", "activity", "asymmetry"] {
-                        for ext in ["svg", "png"] {
-                            let _ = std::fs::remove_file(out.join(format!("{f}.{ext}")));
-                        }
-                    }
-                    return Err(e);
-                }
-            }
+            // each figure's files join the leftovers as soon as they exist: a later failure
+            // removes them with the rest of this run's outputs
+            let mut written = |v: Vec<PathBuf>| {
+                leftovers.files.extend(v.iter().cloned());
+                files.extend(v);
+            };
+            written(crate::indicator_plots::ear_with_blinks(
+                &out.join("ear_blinks"),
+                &st.plot.items,
+                &summary.blinks,
+                &summary.opendbm_blinks,
+            )?);
+            written(crate::indicator_plots::regional_activity(&out.join("activity"), &st.plot.items)?);
+            written(crate::indicator_plots::asymmetry_over_time(
+                &out.join("asymmetry"),
+                &st.plot.items,
+                &spans,
+            )?);
             let shift = |mut b: mex_indicators::Blink| {
                 b.onset_frame += first;
                 b.closure_frame += first;
@@ -995,10 +987,8 @@ pub fn run_analyze_with(
         files,
     };
     csv.commit()?;
-    if let Err(e) = crate::io::write_json_atomic(&out.join("analysis.json"), &result) {
-        let _ = std::fs::remove_file(&csv_path);
-        return Err(e);
-    }
+    leftovers.files.push(csv_path);
+    crate::io::write_json_atomic(&out.join("analysis.json"), &result)?;
     leftovers.keep();
     Ok(result)
 }

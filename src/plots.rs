@@ -288,7 +288,11 @@ where
     img.write_to(&mut std::io::Cursor::new(&mut png_bytes), image::ImageFormat::Png).map_err(plot_err)?;
     let (svg, png) = (base.with_extension("svg"), base.with_extension("png"));
     crate::io::write_atomic(&svg, svg_text.as_bytes())?;
-    crate::io::write_atomic(&png, &png_bytes)?;
+    if let Err(e) = crate::io::write_atomic(&png, &png_bytes) {
+        // the pair is written whole or not at all
+        let _ = std::fs::remove_file(&svg);
+        return Err(e);
+    }
     Ok(vec![svg, png])
 }
 
