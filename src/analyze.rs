@@ -1006,8 +1006,7 @@ fn region_motion(
         mex_flow::features::remove_global_similarity(&flow, None, 4).map_err(|e| e.to_string())?;
     let mag: Vec<f32> = comp.u().iter().zip(comp.v()).map(|(u, v)| u.hypot(*v)).collect();
     let (w, h) = comp.size();
-    let masks = mex_indicators::region_masks(lm, w, h).map_err(|e| e.to_string())?;
-    let means = masks.regional_means(&mag).map_err(|e| e.to_string())?;
+    let means = mex_indicators::regional_means(lm, &mag, w, h).map_err(|e| e.to_string())?;
     let mut px = [0.0f64; mex_indicators::N_REGIONS];
     for (o, m) in px.iter_mut().zip(means) {
         match m {

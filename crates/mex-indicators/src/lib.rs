@@ -55,7 +55,8 @@ pub use eyes::{
 pub use geometry::interocular_distance;
 pub use peaks::{find_peaks_prominence, peak_prominences, Peak};
 pub use regions::{
-    point_in_polygon, region_masks, region_polygon, region_polygons, Region, RegionMasks, Side, N_REGIONS,
+    point_in_polygon, region_masks, region_polygon, region_polygons, regional_means, Region, RegionMasks,
+    Side, N_REGIONS,
 };
 pub use tracker::{
     FrameIndicators, FrameInput, IndicatorConfig, IndicatorTracker, MovementIndicators, Summary,

@@ -234,26 +234,65 @@ pub fn region_masks(lm: &Landmarks, width: usize, height: usize) -> Result<Regio
     let masks = Region::ALL
         .iter()
         .map(|&r| {
-            let poly = polygon_unchecked(&lm.points, r);
             let mut m = vec![false; width * height];
-            // Scan the polygon's bounding box only.
-            let (x0, x1) = poly.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.x), b.max(p.x)));
-            let (y0, y1) = poly.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.y), b.max(p.y)));
-            let xa = x0.floor().max(0.0) as usize;
-            let ya = y0.floor().max(0.0) as usize;
-            let xb = (x1.ceil().max(0.0) as usize + 1).min(width);
-            let yb = (y1.ceil().max(0.0) as usize + 1).min(height);
-            for y in ya..yb {
-                for x in xa..xb {
-                    if point_in_polygon(&poly, x as f32, y as f32) {
-                        m[y * width + x] = true;
-                    }
-                }
-            }
+            for_each_pixel(&polygon_unchecked(&lm.points, r), width, height, |i| m[i] = true);
             m
         })
         .collect();
     Ok(RegionMasks { width, height, masks })
+}
+
+/// Calls `f(y * width + x)` for every pixel `(x, y)` of the image inside the polygon, in
+/// row-major order, scanning the polygon's bounding box only.
+fn for_each_pixel(poly: &[Point2], width: usize, height: usize, mut f: impl FnMut(usize)) {
+    let (x0, x1) = poly.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.x), b.max(p.x)));
+    let (y0, y1) = poly.iter().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.y), b.max(p.y)));
+    let xa = x0.floor().max(0.0) as usize;
+    let ya = y0.floor().max(0.0) as usize;
+    let xb = (x1.ceil().max(0.0) as usize + 1).min(width);
+    let yb = (y1.ceil().max(0.0) as usize + 1).min(height);
+    for y in ya..yb {
+        for x in xa..xb {
+            if point_in_polygon(poly, x as f32, y as f32) {
+                f(y * width + x);
+            }
+        }
+    }
+}
+
+/// [`RegionMasks::regional_means`] of the regions of `lm` without building the masks: each
+/// region's polygon is rasterised over its bounding box and summed in the same pass (the same
+/// values as `region_masks(lm, width, height)?.regional_means(plane)`, for per-frame use).
+///
+/// ```
+/// use mex_core::{LandmarkScheme, Landmarks, Point2};
+/// use mex_indicators::{region_masks, regional_means, Region};
+/// let pts: Vec<Point2> = (0..68).map(|i| Point2::new((i * 7 % 100) as f32, (i * 3) as f32)).collect();
+/// let lm = Landmarks::new(LandmarkScheme::SixtyEight, pts).unwrap();
+/// let plane: Vec<f32> = (0..128 * 256).map(|i| (i % 97) as f32).collect();
+/// let want = region_masks(&lm, 128, 256).unwrap().regional_means(&plane).unwrap();
+/// assert_eq!(regional_means(&lm, &plane, 128, 256).unwrap(), want);
+/// ```
+pub fn regional_means(
+    lm: &Landmarks,
+    plane: &[f32],
+    width: usize,
+    height: usize,
+) -> Result<[Option<f64>; N_REGIONS]> {
+    check_68(lm, 0)?;
+    if plane.len() != width * height {
+        return Err(crate::Error::param("plane", plane.len(), "length must be width x height"));
+    }
+    let mut out = [None; N_REGIONS];
+    for (o, &r) in out.iter_mut().zip(Region::ALL.iter()) {
+        let (mut s, mut n) = (0.0f64, 0usize);
+        for_each_pixel(&polygon_unchecked(&lm.points, r), width, height, |i| {
+            s += plane[i] as f64;
+            n += 1;
+        });
+        *o = (n > 0).then(|| s / n as f64);
+    }
+    Ok(out)
 }
 
 /// Rasterised region masks of one image size.
