@@ -88,29 +88,6 @@ pub fn synth_dataset_config(s: &SyntheticSpec, seed: u64) -> SynthDatasetConfig 
     }
 }
 
-/// Makes sample ids unique: in long-video datasets one video (`dataset/subject/clip`) holds several
-/// movements, which get the onset frame appended (`.../006_1@566`); ids that are unique already are
-/// kept as they are.
-fn unique_ids(samples: &mut [ExpSample], manifest: &[mex_data::Sample]) {
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    for s in samples.iter() {
-        *count.entry(s.id.clone()).or_default() += 1;
-    }
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (s, m) in samples.iter_mut().zip(manifest) {
-        if count[&s.id] < 2 {
-            continue;
-        }
-        let mut id = format!("{}@{}", s.id, m.onset.unwrap_or(0));
-        let k = seen.entry(id.clone()).or_default();
-        *k += 1;
-        if *k > 1 {
-            id = format!("{id}#{k}");
-        }
-        s.id = id;
-    }
-}
-
 impl Corpus {
     /// Loads (or generates) the samples of a dataset spec.
     pub fn load(spec: &DatasetSpec, seed: u64) -> Result<Self> {
@@ -178,14 +155,10 @@ impl Corpus {
     ) -> Result<Self> {
         let mut samples = Vec::new();
         let mut kept = Vec::new();
-        for s in &manifest.samples {
+        for (s, id) in manifest.samples.iter().zip(manifest.sample_ids()) {
             let Some(label) = s.label else { continue };
             if label >= manifest.classes.len() {
-                return Err(Error::stage(
-                    "data",
-                    format!("{}/{}/{}", s.dataset, s.subject, s.clip),
-                    "label out of range",
-                ));
+                return Err(Error::stage("data", id, "label out of range"));
             }
             let mut groups = BTreeMap::new();
             for (k, v) in [("sex", &s.sex), ("ethnicity", &s.ethnicity), ("age_band", &s.age_band)] {
@@ -194,7 +167,7 @@ impl Corpus {
                 }
             }
             samples.push(ExpSample {
-                id: format!("{}/{}/{}", s.dataset, s.subject, s.clip),
+                id,
                 dataset: s.dataset.clone(),
                 subject: format!("{}/{}", s.dataset, s.subject),
                 label,
@@ -205,7 +178,6 @@ impl Corpus {
         if samples.is_empty() {
             return Err(Error::stage("data", manifest.name.clone(), "no labelled samples"));
         }
-        unique_ids(&mut samples, &kept);
         Ok(Self {
             samples,
             classes: manifest.classes.clone(),

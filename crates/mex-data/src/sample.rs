@@ -76,6 +76,12 @@ impl Sample {
         (self.dataset.clone(), self.subject.clone())
     }
 
+    /// `dataset/subject/clip`, the sample's name in reports. Several movements of one long
+    /// video share it; [`Dataset::sample_ids`] tells them apart.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.dataset, self.subject, self.clip)
+    }
+
     /// The onset/apex/offset interval when all three are known and ordered.
     pub fn interval(&self) -> Option<Interval> {
         Interval::new(self.onset?, self.apex?, self.offset?).ok()
@@ -241,6 +247,44 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// One unique id per sample, in order: [`Sample::id`], with `@onset` appended where several
+    /// samples share it (the movements of one long video: `samm_lv/006/006_1@566`), and `#k`
+    /// when even that repeats.
+    ///
+    /// ```
+    /// use mex_data::{Dataset, Sample};
+    /// let s = |clip: &str, onset| Sample {
+    ///     dataset: "d".into(), subject: "s1".into(), clip: clip.into(), onset: Some(onset),
+    ///     ..Default::default()
+    /// };
+    /// let ds = Dataset::new("d", mex_core::ClassSet::megc3(), vec![s("v", 5), s("v", 9), s("w", 1)]);
+    /// assert_eq!(ds.sample_ids(), ["d/s1/v@5", "d/s1/v@9", "d/s1/w"]);
+    /// ```
+    pub fn sample_ids(&self) -> Vec<String> {
+        let base: Vec<String> = self.samples.iter().map(Sample::id).collect();
+        let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for b in &base {
+            *count.entry(b.as_str()).or_default() += 1;
+        }
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        base.iter()
+            .zip(&self.samples)
+            .map(|(b, s)| {
+                if count[b.as_str()] < 2 {
+                    return b.clone();
+                }
+                let id = format!("{b}@{}", s.onset.unwrap_or(0));
+                let k = seen.entry(id.clone()).or_default();
+                *k += 1;
+                if *k > 1 {
+                    format!("{id}#{k}")
+                } else {
+                    id
+                }
+            })
+            .collect()
+    }
+
     /// A dataset from parts.
     pub fn new(name: impl Into<String>, classes: ClassSet, samples: Vec<Sample>) -> Self {
         Self { name: name.into(), classes, samples }

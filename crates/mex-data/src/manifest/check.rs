@@ -126,7 +126,7 @@ pub fn check(ds: &Dataset, opts: &CheckOptions, progress: &(dyn Fn(usize, usize)
             }
             Err((path, problem)) => {
                 bad_samples.insert(i);
-                report.missing.push(FrameProblem { path, sample: id(&ds.samples[i]), problem });
+                report.missing.push(FrameProblem { path, sample: ds.samples[i].id(), problem });
             }
         }
     }
@@ -147,7 +147,7 @@ pub fn check(ds: &Dataset, opts: &CheckOptions, progress: &(dyn Fn(usize, usize)
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(n, total);
             r.map(|(i, missing, problem)| {
-                (i, missing, FrameProblem { path: p.clone(), sample: id(&ds.samples[i]), problem })
+                (i, missing, FrameProblem { path: p.clone(), sample: ds.samples[i].id(), problem })
             })
         })
         .collect();
@@ -163,8 +163,4 @@ pub fn check(ds: &Dataset, opts: &CheckOptions, progress: &(dyn Fn(usize, usize)
     report.undecodable.sort();
     report.n_bad_samples = bad_samples.len();
     report
-}
-
-fn id(s: &Sample) -> String {
-    format!("{}/{}/{}", s.dataset, s.subject, s.clip)
 }

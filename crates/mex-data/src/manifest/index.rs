@@ -234,10 +234,6 @@ impl IndexReport {
     }
 }
 
-fn sample_id(s: &Sample) -> String {
-    format!("{}/{}/{}", s.dataset, s.subject, s.clip)
-}
-
 /// Which dataset a coding file belongs to, from its header and clip names; `None` when it is not
 /// recognised (the loader then reports what it misses).
 pub fn sniff_coding(path: &Path) -> Option<DatasetKind> {
@@ -451,12 +447,9 @@ pub fn index(kind: DatasetKind, files: &DataFiles, opts: &IndexOptions) -> Resul
     for s in std::mem::take(&mut ds.samples) {
         match missing_frames(&s, kind == DatasetKind::SammLv) {
             None => kept.push(s),
-            Some((reason, detail)) => dropped.push(Dropped {
-                sample: sample_id(&s),
-                provenance: s.provenance.clone(),
-                reason,
-                detail,
-            }),
+            Some((reason, detail)) => {
+                dropped.push(Dropped { sample: s.id(), provenance: s.provenance.clone(), reason, detail })
+            }
         }
     }
     if kept.is_empty() {
@@ -569,14 +562,14 @@ pub fn index_megc(parts: &[&Dataset], rules: &MegcRules) -> Result<IndexReport> 
                 present.insert(name);
                 if rules.excludes(s) {
                     dropped.push(Dropped {
-                        sample: sample_id(s),
+                        sample: s.id(),
                         provenance: s.provenance.clone(),
                         reason: "MEGC2019 exclusion".into(),
                         detail: format!("{}/{}", s.subject, s.clip),
                     });
                 } else if megc3_label(name, &s.emotion).is_none() {
                     dropped.push(Dropped {
-                        sample: sample_id(s),
+                        sample: s.id(),
                         provenance: s.provenance.clone(),
                         reason: "emotion outside negative/positive/surprise".into(),
                         detail: s.emotion.clone(),

@@ -231,13 +231,10 @@ impl SynthDataset {
 
     /// The index of a sample of this dataset (looked up by dataset, subject and clip).
     pub fn index_of(&self, s: &Sample) -> Result<usize> {
-        self.index.get(&(s.dataset.clone(), s.subject.clone(), s.clip.clone())).copied().ok_or_else(|| {
-            Error::param(
-                "sample",
-                format!("{}/{}/{}", s.dataset, s.subject, s.clip),
-                "not a sample of this synthetic dataset",
-            )
-        })
+        self.index
+            .get(&(s.dataset.clone(), s.subject.clone(), s.clip.clone()))
+            .copied()
+            .ok_or_else(|| Error::param("sample", s.id(), "not a sample of this synthetic dataset"))
     }
 
     /// The clip of a sample of this dataset.
