@@ -8,6 +8,7 @@
 //! cargo run --release --example spot_bench                 # global, mdmd, regional
 //! cargo run --release --example spot_bench -- regional -v  # one variant, every video listed
 //! cargo run --release --example spot_bench -- --seed=100    # held-out seeds 100-105
+//! cargo run --release --example spot_bench -- --seed=300 --videos=30  # 30 videos per rate
 //! ```
 #![allow(missing_docs)]
 
@@ -34,6 +35,8 @@ fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> 
             "refresh_s" => r.reference = Reference::Keyframe { refresh_s: *v },
             "window_s" => r.window_s = *v,
             "rel" => r.rel_extent = *v as f32,
+            "warmup_s" => r.warmup_s = *v,
+            "widen" => r.widen = *v as f32,
             "layout" if *v == 2.0 => {
                 use mex::flow::spot::{
                     Region,
@@ -89,8 +92,12 @@ fn main() -> anyhow::Result<()> {
     if names.is_empty() {
         names = vec!["global", "mdmd", "regional"];
     }
-    let mut videos: Vec<LongVideo> =
-        load_videos(&DatasetSpec::SyntheticLong(SynthLongSpec::default()), seed)?;
+    let n: usize = match args.iter().find_map(|a| a.strip_prefix("--videos=")) {
+        Some(s) => s.parse()?,
+        None => 6,
+    };
+    let spec = SynthLongSpec { seeds: n, ..SynthLongSpec::default() };
+    let mut videos: Vec<LongVideo> = load_videos(&DatasetSpec::SyntheticLong(spec), seed)?;
     if let Some(g) = only {
         videos.retain(|v| v.group == g);
     }

@@ -868,6 +868,22 @@ mod tests {
     }
 
     #[test]
+    fn regional_spots_a_movement_at_the_very_start() {
+        // a mouth movement over frames 5..=19 (0.5 s at 30 fps), inside the 1 s warm-up: the
+        // warm-up's baseline comes from its lower quantiles, and its frames are examined
+        // against it once it is complete
+        let frames = clip_at(120, 5, 19, 1.5, 64, 0.62 * 64.0, 0.6 * 64.0);
+        let truth = Interval::new(5, 12, 19).unwrap();
+        let ev = run(&SpotterConfig::for_fps(30.0), frames.clone());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].interval.iou(&truth) >= 0.6, "{ev:?}");
+        // without a warm-up to look back over, the movement is lost in the first baseline
+        let short = RegionalConfig { warmup_s: 0.0, ..Default::default() };
+        let ev = run(&SpotterConfig::for_fps(30.0).with_method(SpotMethod::Regional(short)), frames);
+        assert!(ev.iter().all(|e| e.interval.iou(&truth) < 0.5), "{ev:?}");
+    }
+
+    #[test]
     fn batch_equals_streaming() {
         for method in [SpotMethod::Global, SpotMethod::Mdmd(MdmdConfig::default()), SpotMethod::default()] {
             let frames = clip_at(70, 30, 40, 1.5, 48, 30.0, 30.0);
@@ -912,6 +928,14 @@ mod tests {
             ..Default::default()
         };
         assert!(SpotterConfig::default().with_method(SpotMethod::Regional(no_expr)).build().is_err());
+        for bad in [
+            RegionalConfig { widen: f32::NAN, ..Default::default() },
+            RegionalConfig { widen: 2.0, ..Default::default() },
+            RegionalConfig { warmup_s: -1.0, ..Default::default() },
+            RegionalConfig { warmup_s: f64::INFINITY, ..Default::default() },
+        ] {
+            assert!(SpotterConfig::default().with_method(SpotMethod::Regional(bad)).build().is_err());
+        }
         let bad_mdmd = MdmdConfig { p: 1.5, ..Default::default() };
         assert!(SpotterConfig::default().with_method(SpotMethod::Mdmd(bad_mdmd)).build().is_err());
         for method in [SpotMethod::Global, SpotMethod::default()] {

@@ -84,8 +84,10 @@ pub enum Reference {
 /// side) tiling each region; a region's signal is its largest cell mean-vector length (pixels),
 /// smoothed by a centred moving average of `smooth_s` seconds. Each region keeps a robust
 /// baseline (median and MAD·1.4826, at least `noise_floor` pixels) over the last `window_s`
-/// seconds of quiet frames (0.25 s of them before anything is spotted); its robust z is
-/// `(signal − median) / scale`. An event starts when the largest expression-region z exceeds
+/// seconds of quiet frames; its robust z is `(signal − median) / scale`. The first baseline
+/// comes from the warm-up (`warmup_s`): a first estimate from its lower quantiles picks its
+/// quiet frames, the baseline is made from those, and the warm-up's frames are then examined
+/// against it, so that a movement at the very start is spotted. An event starts when the largest expression-region z exceeds
 /// `high`; it extends back to where that z last rose above `low` and forward until it stays at
 /// or below `low` for more than the join gap (`k + smooth` frames for the lag reference), so the
 /// rise and the fall of one movement, with the dip between them at the apex, are one event. The
@@ -95,8 +97,9 @@ pub enum Reference {
 /// other humps is one movement (reported when its peak z exceeds `high`), so that an expression
 /// joined to a nearby blink by the gap rule is kept. Each run (and each blink) is trimmed to the
 /// frames whose z reaches `max(low, rel_extent · peak z)`. Onset = first such frame minus one;
-/// offset = last such frame minus `k - 1` (lag reference); apex = frame of the largest z. Events
-/// last at most `max_event_s` seconds.
+/// offset = last such frame minus `k - 1` (lag reference); both are then moved out by `widen`
+/// times the interval's length; apex = frame of the largest z. Events last at most
+/// `max_event_s` seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RegionalConfig {
@@ -123,6 +126,14 @@ pub struct RegionalConfig {
     /// The extent is trimmed to the frames whose z is at least this fraction of the event's
     /// peak z (and above `low`): the tails of strong movements end where the movement does.
     pub rel_extent: f32,
+    /// The trimmed extent is widened on each side by this fraction of its length: the level
+    /// cut of `rel_extent` removes the slow start and end of a smooth movement (about a fifth
+    /// of its length on each side for raised-cosine onsets and offsets).
+    pub widen: f32,
+    /// Warm-up, seconds: the first baseline is computed from this stretch of the recording
+    /// (at least 8 frames) and its frames are then examined against it, so that a movement at
+    /// the very start is spotted (reported once the warm-up is over).
+    pub warmup_s: f64,
 }
 
 impl Default for RegionalConfig {
@@ -140,6 +151,8 @@ impl Default for RegionalConfig {
             max_event_s: 6.0,
             reference: Reference::Lag,
             rel_extent: 0.45,
+            widen: 0.2,
+            warmup_s: 1.0,
         }
     }
 }
@@ -186,6 +199,12 @@ impl RegionalConfig {
         }
         if !(self.rel_extent.is_finite() && (0.0..1.0).contains(&self.rel_extent)) {
             return Err(invalid("rel_extent", self.rel_extent, "must lie in [0, 1)"));
+        }
+        if !(self.widen.is_finite() && (0.0..=1.0).contains(&self.widen)) {
+            return Err(invalid("widen", self.widen, "must lie in [0, 1]"));
+        }
+        if !(self.warmup_s.is_finite() && (0.0..=60.0).contains(&self.warmup_s)) {
+            return Err(invalid("warmup_s", self.warmup_s, "must lie in [0, 60] s"));
         }
         if let Reference::Keyframe { refresh_s } = self.reference {
             if !(refresh_s.is_finite() && refresh_s > 0.0 && refresh_s <= 600.0) {
@@ -280,7 +299,12 @@ pub(crate) struct State {
     high: f32,
     low: f32,
     rel: f32,
-    min_hist: usize,
+    /// Frames of the warm-up (the first baseline); 0 once it is over.
+    warmup: usize,
+    /// The warm-up's frames, kept until its baseline exists and then examined against it.
+    pending: Vec<(usize, Vec<f32>)>,
+    /// Fraction of a movement's trimmed length added on each side.
+    widen: f32,
     floor: f32,
     blink_ratio: f32,
     smooth: usize,
@@ -309,6 +333,9 @@ pub(crate) struct State {
     force_ref: bool,
 }
 
+/// The fewest frames a baseline is computed from.
+const MIN_WARMUP: usize = 8;
+
 fn odd_frames(s: f64, fps: f64) -> usize {
     let n = (s * fps).round().max(1.0) as usize;
     if n.is_multiple_of(2) {
@@ -329,7 +356,9 @@ impl State {
             high: r.high,
             low: r.low,
             rel: r.rel_extent,
-            min_hist: ((0.25 * cfg.fps).round() as usize).max(8),
+            warmup: ((r.warmup_s * cfg.fps).round() as usize).clamp(MIN_WARMUP, window),
+            pending: Vec::new(),
+            widen: r.widen,
             floor: r.noise_floor,
             blink_ratio: r.blink_ratio,
             smooth,
@@ -422,30 +451,82 @@ impl State {
     }
 
     fn observe(&mut self, t: usize, s: &[f32], cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        if self.warmup > 0 {
+            // Warm-up: every frame joins the first baseline; once it is complete, the warm-up's
+            // frames are examined against it, so that a movement at the very start is spotted.
+            for (h, &x) in self.hist.iter_mut().zip(s) {
+                h.push_back(x);
+            }
+            self.quiet_run = self.quiet_run.saturating_add(1);
+            self.pending.push((t, s.to_vec()));
+            if self.pending.len() >= self.warmup {
+                self.end_warmup(cfg, events);
+            }
+            return;
+        }
         if self.since_refresh >= self.base_every {
             self.refresh_baselines();
         }
         self.since_refresh = self.since_refresh.saturating_add(1);
-        let ready =
-            self.base.iter().all(Option::is_some) && self.hist.iter().all(|h| h.len() >= self.min_hist);
+        self.step(t, s, true, cfg, events);
+    }
+
+    /// Computes the first baseline from the warm-up's frames and examines them against it.
+    fn end_warmup(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        self.warmup = 0;
+        // A first baseline from the lower quantiles (a movement may fill most of the warm-up):
+        // for Gaussian noise the 5th and 25th percentiles lie 1.645 and 0.674 sigma below the
+        // median.
+        let first: Vec<(f32, f32)> = self
+            .hist
+            .iter()
+            .map(|h| {
+                let mut v: Vec<f32> = h.iter().copied().collect();
+                v.sort_by(f32::total_cmp);
+                let q = |p: f32| v[((v.len() - 1) as f32 * p).round() as usize];
+                let scale = ((q(0.25) - q(0.05)) / 0.971).max(self.floor);
+                (q(0.25) + 0.674 * scale, scale)
+            })
+            .collect();
+        // the histories keep the warm-up's quiet frames only (as they do afterwards)
+        let quiet: Vec<bool> = self
+            .pending
+            .iter()
+            .map(|(_, s)| s.iter().zip(&first).all(|(&x, &(m, sc))| (x - m) / sc <= self.low))
+            .collect();
+        if quiet.iter().filter(|&&q| q).count() >= MIN_WARMUP {
+            for (i, h) in self.hist.iter_mut().enumerate() {
+                h.clear();
+                h.extend(self.pending.iter().zip(&quiet).filter(|(_, &q)| q).map(|((_, s), _)| s[i]));
+            }
+        }
+        self.stale = true;
+        self.refresh_baselines();
+        self.quiet_run = 0;
+        for (t, s) in std::mem::take(&mut self.pending) {
+            self.step(t, &s, false, cfg, events);
+        }
+    }
+
+    /// One frame against the current baselines; `learn`: a quiet frame joins the baselines'
+    /// histories (the warm-up's frames are in them already).
+    fn step(&mut self, t: usize, s: &[f32], learn: bool, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
         let (mut z, mut eye_z, mut eye_ex, mut expr_ex) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
-        if ready {
-            for (i, (&x, b)) in s.iter().zip(&self.base).enumerate() {
-                let (med, scale) = b.unwrap_or((0.0, 1.0));
-                let zi = (x - med) / scale;
-                if self.eye[i] {
-                    eye_z = eye_z.max(zi);
-                    eye_ex = eye_ex.max(x - med);
-                } else {
-                    z = z.max(zi);
-                    expr_ex = expr_ex.max(x - med);
-                }
+        for (i, (&x, b)) in s.iter().zip(&self.base).enumerate() {
+            let (med, scale) = b.unwrap_or((0.0, 1.0));
+            let zi = (x - med) / scale;
+            if self.eye[i] {
+                eye_z = eye_z.max(zi);
+                eye_ex = eye_ex.max(x - med);
+            } else {
+                z = z.max(zi);
+                expr_ex = expr_ex.max(x - med);
             }
         }
         let quiet = z <= self.low && eye_z <= self.low;
         self.quiet_run = if quiet && self.active.is_none() { self.quiet_run.saturating_add(1) } else { 0 };
-        // baselines learn from quiet frames only (and from everything until they exist)
-        if !ready || (self.active.is_none() && quiet) {
+        // baselines learn from quiet frames only
+        if learn && self.active.is_none() && quiet {
             for (h, &x) in self.hist.iter_mut().zip(s) {
                 if h.len() == self.window {
                     h.pop_front();
@@ -460,7 +541,7 @@ impl State {
         }
         match self.active.as_mut() {
             None => {
-                if ready && z > self.high {
+                if z > self.high {
                     // walk back to where the signal left its baseline
                     let mut start = t;
                     for r in self.recent.iter().rev().skip(1) {
@@ -536,6 +617,10 @@ impl State {
             run.iter().filter(|r| r.t >= first.t && r.t <= last.t).map(|r| r.expr_ex).fold(0.0, f32::max);
         let onset = first.t.saturating_sub(1);
         let offset = last.t.saturating_sub(self.shift).max(onset);
+        // the level cut removes the slow start and end of a smooth movement
+        let pad = (self.widen * (offset - onset + 1) as f32).round() as usize;
+        let seen = self.recent.back().map_or(offset, |r| r.t.max(offset));
+        let (onset, offset) = (onset.saturating_sub(pad), (offset + pad).min(seen));
         if blink {
             if let Ok(iv) = Interval::new(onset, peak.t.clamp(onset, offset), offset) {
                 self.blinks.push(iv);
@@ -546,6 +631,10 @@ impl State {
     }
 
     pub(crate) fn finish(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        // a recording shorter than the warm-up: its frames against their own baseline
+        if self.warmup > 0 && self.pending.len() >= MIN_WARMUP {
+            self.end_warmup(cfg, events);
+        }
         self.close(cfg, events);
     }
 }
