@@ -225,9 +225,9 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path) -> Result<DemoOutput> {
     };
 
     // 1. The clip.
-    // 1 s: a still baseline of 0.5 s (the spotter learns each region's resting motion from its
-    // first 0.25 s after the flow distance and smoothing), a 0.2 s micro-expression (apex 60 ms
-    // after onset), still again.
+    // 1 s: a still baseline of 0.5 s (the spotter's first baseline comes from the quiet frames
+    // of its warm-up, here mostly this still lead), a 0.2 s micro-expression (apex 60 ms after
+    // onset), still again.
     let sec = |s: f32| (s * cfg.fps).round() as usize;
     let n_frames = sec(1.0);
     let (onset, apex, offset) = (sec(0.5), sec(0.56), sec(0.7));
