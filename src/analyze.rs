@@ -284,46 +284,31 @@ pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A file written through a temporary file in the same folder, renamed into place by
+/// A file streamed into a [`mex_core::PendingFile`] and renamed into place by
 /// [`AtomicFile::commit`]; dropped uncommitted, the temporary file is removed.
 struct AtomicFile {
-    tmp: PathBuf,
-    path: PathBuf,
-    w: Option<std::io::BufWriter<std::fs::File>>,
+    // declared first: dropped (closed) before the pending file removes its temporary file
+    w: std::io::BufWriter<std::fs::File>,
+    file: mex_core::PendingFile,
 }
 
 impl AtomicFile {
     fn create(path: &Path) -> Result<Self> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::Io { path: tmp.clone(), source: e })?;
-        Ok(Self { tmp, path: path.to_path_buf(), w: Some(std::io::BufWriter::with_capacity(1 << 16, f)) })
+        let file = mex_core::PendingFile::new(path);
+        let f = std::fs::File::create(file.tmp())
+            .map_err(|e| Error::Io { path: file.tmp().into(), source: e })?;
+        Ok(Self { w: std::io::BufWriter::with_capacity(1 << 16, f), file })
     }
 
     fn write(&mut self, s: &str) -> Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.write_all(s.as_bytes()).map_err(|e| Error::Io { path: self.tmp.clone(), source: e }),
-            None => Ok(()),
-        }
+        self.w.write_all(s.as_bytes()).map_err(|e| Error::Io { path: self.file.tmp().into(), source: e })
     }
 
-    fn commit(mut self) -> Result<()> {
-        if let Some(w) = self.w.take() {
-            let f =
-                w.into_inner().map_err(|e| Error::Io { path: self.tmp.clone(), source: e.into_error() })?;
-            f.sync_all().map_err(|e| Error::Io { path: self.tmp.clone(), source: e })?;
-        }
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::Io { path: self.path.clone(), source: e })
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.w.is_some() {
-            self.w = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+    fn commit(self) -> Result<()> {
+        let Self { w, file } = self;
+        w.into_inner().map_err(|e| Error::Io { path: file.tmp().into(), source: e.into_error() })?;
+        let path = file.path().to_path_buf();
+        file.commit().map_err(|e| Error::Io { path, source: e })
     }
 }
 

@@ -49,32 +49,83 @@ impl<E: std::error::Error + 'static> std::error::Error for AtomicWriteError<E> {
     }
 }
 
-/// Removes the temporary file unless disarmed (also when the writer panics).
-struct RemoveOnDrop<'a>(Option<&'a Path>);
+/// A file on its way to `path`: its content is written to a temporary path in the same folder
+/// ([`PendingFile::tmp`]), and [`PendingFile::commit`] syncs it and renames it into place.
+/// Dropped uncommitted (an error on the way, or a panic), it removes the temporary file, so the
+/// final path holds either its old content or the whole new one. [`write_atomic_with`] is the
+/// one-call form; `PendingFile` serves writers that stream into an open file or commit several
+/// files together.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("mex-core-pending-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (a, b) = (mex_core::PendingFile::new(&dir.join("a.txt")), mex_core::PendingFile::new(&dir.join("b.txt")));
+/// std::fs::write(a.tmp(), "first")?;
+/// std::fs::write(b.tmp(), "second")?;
+/// // nothing is at the final paths until both are written
+/// assert!(!dir.join("a.txt").exists());
+/// a.commit()?;
+/// b.commit()?;
+/// assert_eq!(std::fs::read_to_string(dir.join("b.txt"))?, "second");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
 
-impl Drop for RemoveOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.0 {
-            let _ = std::fs::remove_file(p);
-        }
+impl PendingFile {
+    /// The pending file for `path` (nothing is created yet). The temporary path is hidden,
+    /// unique within the process, and ends in `path`'s extension so that writers that pick a
+    /// format from the extension pick the same one.
+    pub fn new(path: &Path) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}{ext}", std::process::id()));
+        Self { tmp, path: path.to_path_buf(), committed: false }
+    }
+
+    /// Where to write the content.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the temporary file to disk and renames it to the final path. On failure (no
+    /// temporary file was written, the sync or the rename failed) the temporary file is
+    /// removed and the final path is untouched.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        std::fs::OpenOptions::new().write(true).open(&self.tmp).and_then(|f| f.sync_all())?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
     }
 }
 
-/// The temporary path beside `path`: hidden, unique within the process, and ending in `path`'s
-/// extension so that writers that pick a format from the extension pick the same one.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = path.parent().unwrap_or(Path::new(""));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-    dir.join(format!(".{name}.tmp-{}-{n}{ext}", std::process::id()))
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Writes the file at `path` atomically: `write` gets a temporary path in the same folder and
 /// writes the whole content there; on success the temporary file is synced to disk and renamed to
 /// `path`. When `write` fails (or panics), or the sync or rename fails, the temporary file is
-/// removed and `path` is left as it was. The folder must exist.
+/// removed and `path` is left as it was. The folder must exist. (See [`PendingFile`] for
+/// streaming writers and several files committed together.)
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,13 +148,9 @@ pub fn write_atomic_with<T, E>(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<T, E>,
 ) -> Result<T, AtomicWriteError<E>> {
-    let tmp = temp_path(path);
-    let mut guard = RemoveOnDrop(Some(&tmp));
-    let value = write(&tmp).map_err(AtomicWriteError::Write)?;
-    let fail = |source| AtomicWriteError::Io { path: path.to_path_buf(), source };
-    std::fs::OpenOptions::new().write(true).open(&tmp).and_then(|f| f.sync_all()).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    guard.0 = None;
+    let file = PendingFile::new(path);
+    let value = write(file.tmp()).map_err(AtomicWriteError::Write)?;
+    file.commit().map_err(|source| AtomicWriteError::Io { path: path.to_path_buf(), source })?;
     Ok(value)
 }
 

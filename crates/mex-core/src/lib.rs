@@ -9,7 +9,8 @@
 //! * time: [`Interval`] (onset, apex, offset in frame indices);
 //! * labels: [`ClassSet`] (named label sets such as the MEGC 3-class set);
 //! * errors: [`CoreError`], whose variants carry the offending values;
-//! * output files: [`write_atomic_with`] (temporary file in the same folder, then a rename);
+//! * output files: [`write_atomic_with`] and [`PendingFile`] (temporary file in the same folder,
+//!   then a rename);
 //! * [`simd`]: the one run-time CPU-feature detection of the hand-written kernels (override:
 //!   `MEX_SIMD`).
 //!
@@ -42,7 +43,7 @@ mod interval;
 mod labels;
 pub mod simd;
 
-pub use atomic::{write_atomic_with, AtomicWriteError};
+pub use atomic::{write_atomic_with, AtomicWriteError, PendingFile};
 pub use error::{CoreError, Result};
 
 /// Largest table file (CSV) any mex reader accepts, bytes (256 MiB): tables are read whole or a

@@ -46,12 +46,13 @@ pub fn parse_epochs(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
-/// Output files written all or nothing: each goes to a temporary file beside its final path
-/// (same extension, so image writers pick the same format), and [`Outputs::commit`] renames them
-/// all into place; dropped before that (an error on the way), it removes every temporary file.
+/// Output files written all or nothing: each goes to a [`mex_core::PendingFile`] beside its final
+/// path (same extension, so image writers pick the same format), and [`Outputs::commit`] syncs
+/// and renames them all into place; dropped before that (an error on the way), every temporary
+/// file is removed.
 #[derive(Debug, Default)]
 pub struct Outputs {
-    files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    files: Vec<mex_core::PendingFile>,
 }
 
 impl Outputs {
@@ -65,27 +66,19 @@ impl Outputs {
         if path.is_dir() {
             anyhow::bail!("{}: is a folder, expected a file name", path.display());
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp-{}{ext}", std::process::id()));
-        self.files.push((tmp.clone(), path.to_path_buf()));
+        let file = mex_core::PendingFile::new(path);
+        let tmp = file.tmp().to_path_buf();
+        self.files.push(file);
         Ok(tmp)
     }
 
-    /// Renames every temporary file into place.
-    pub fn commit(mut self) -> anyhow::Result<()> {
-        for (tmp, path) in std::mem::take(&mut self.files) {
-            std::fs::rename(&tmp, &path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    /// Syncs and renames every temporary file into place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        for file in self.files {
+            let path = file.path().display().to_string();
+            file.commit().map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Outputs {
-    fn drop(&mut self) {
-        for (tmp, _) in &self.files {
-            let _ = std::fs::remove_file(tmp);
-        }
     }
 }
 
