@@ -11,6 +11,7 @@
 //! * errors: [`CoreError`], whose variants carry the offending values;
 //! * output files: [`write_atomic_with`] and [`PendingFile`] (temporary file in the same folder,
 //!   then a rename);
+//! * [`stats`]: quantiles (NumPy's linear rule), median and MAD;
 //! * [`simd`]: the one run-time CPU-feature detection of the hand-written kernels (override:
 //!   `MEX_SIMD`).
 //!
@@ -42,6 +43,7 @@ mod geometry;
 mod interval;
 mod labels;
 pub mod simd;
+pub mod stats;
 
 pub use atomic::{write_atomic_with, AtomicWriteError, PendingFile};
 pub use error::{CoreError, Result};

@@ -1,4 +1,5 @@
-//! Small robust statistics over `f64` slices (NaN-free inputs; callers filter).
+//! Small statistics over `f64` slices (NaN-free inputs; callers filter); the order statistics
+//! are `mex_core::stats`'.
 
 /// Mean; `None` when empty.
 pub(crate) fn mean(x: &[f64]) -> Option<f64> {
@@ -17,41 +18,12 @@ pub(crate) fn sd(x: &[f64]) -> Option<f64> {
     Some((x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() - 1) as f64).sqrt())
 }
 
-/// Quantile with linear interpolation between order statistics (NumPy's default `linear`
-/// method): position `q (n - 1)` in the sorted values. `None` when empty.
-pub(crate) fn quantile(x: &[f64], q: f64) -> Option<f64> {
-    if x.is_empty() {
-        return None;
-    }
-    let mut s = x.to_vec();
-    s.sort_by(f64::total_cmp);
-    Some(quantile_sorted(&s, q))
-}
-
-pub(crate) fn quantile_sorted(s: &[f64], q: f64) -> f64 {
-    let pos = q.clamp(0.0, 1.0) * (s.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(s.len() - 1);
-    let f = pos - lo as f64;
-    s[lo] + f * (s[hi] - s[lo])
-}
-
-/// Median; `None` when empty.
-pub(crate) fn median(x: &[f64]) -> Option<f64> {
-    quantile(x, 0.5)
-}
-
-/// Median and scaled median absolute deviation (`1.4826 · median |x − median|`, a consistent
-/// estimator of the standard deviation under normality). `None` when empty.
-pub(crate) fn median_mad(x: &[f64]) -> Option<(f64, f64)> {
-    let m = median(x)?;
-    let dev: Vec<f64> = x.iter().map(|v| (v - m).abs()).collect();
-    Some((m, 1.4826 * median(&dev)?))
-}
+pub(crate) use mex_core::stats::{median, median_mad, quantile_sorted};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mex_core::stats::quantile;
 
     #[test]
     fn quantiles_match_numpy_linear() {

@@ -97,20 +97,7 @@ pub(crate) fn binom_half_cdf(k: u64, n: u64) -> f64 {
     sum.min(1.0)
 }
 
-/// Linear-interpolation percentile of sorted data (numpy's default `method="linear"`), `q` in [0, 1].
-pub(crate) fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        m => {
-            let pos = q * (m - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(m - 1);
-            let frac = pos - lo as f64;
-            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-        }
-    }
-}
+pub(crate) use mex_core::stats::quantile_sorted as percentile_sorted;
 
 #[cfg(test)]
 mod tests {
