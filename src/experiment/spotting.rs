@@ -442,63 +442,17 @@ pub fn spot_video(
     let mut blinks = Vec::new();
     let mut numbers: Vec<usize> = Vec::new();
     let flow_err = |e: mex_flow::Error| Error::stage("flow", v.id.clone(), e);
-    match &v.source {
-        Source::Synth(lv) => {
-            let clip = lv.build().map_err(|e| Error::stage("data", v.id.clone(), e))?;
-            let t =
-                aligner.transform(&clip.landmarks5()).map_err(|e| Error::stage("align", v.id.clone(), e))?;
-            let (w, h) = clip.size();
-            let mut raw = GrayF32::new(w, h);
-            let mut buf = Vec::with_capacity(batch);
-            for i in 0..clip.len() {
-                clip.render_into(i, &mut raw).map_err(|e| Error::stage("data", v.id.clone(), e))?;
-                let mut a = GrayF32::new(crop_size, crop_size);
-                mex_align::align::warp_gray_into(&raw, &t, &mut a)
-                    .map_err(|e| Error::stage("align", v.id.clone(), e))?;
-                buf.push(a);
-                numbers.push(i);
-                if buf.len() == batch {
-                    sp.push_batch(std::mem::take(&mut buf)).map_err(flow_err)?;
-                    events.extend(sp.take_events());
-                }
-            }
-            sp.push_batch(buf).map_err(flow_err)?;
+    let mut buf = Vec::with_capacity(batch);
+    for_each_aligned(v, &aligner, crop_size, |a, n| {
+        buf.push(a);
+        numbers.push(n);
+        if buf.len() == batch {
+            sp.push_batch(std::mem::take(&mut buf)).map_err(flow_err)?;
+            events.extend(sp.take_events());
         }
-        Source::Files(files) => {
-            let mut transform = None;
-            let mut buf = Vec::with_capacity(batch);
-            for (n, p) in files {
-                let g = mex_data::frames::read_gray(p)
-                    .map_err(|e| Error::stage("data", p.display().to_string(), e))?;
-                if transform.is_none() {
-                    let det = Mtcnn::new().map_err(|e| Error::stage("align", "MTCNN", e))?;
-                    let faces = det
-                        .detect_rgb(&super::align::gray_to_rgb8(&g))
-                        .map_err(|e| Error::stage("align", p.display().to_string(), e))?;
-                    let face = faces
-                        .iter()
-                        .max_by(|a, b| a.score.total_cmp(&b.score))
-                        .ok_or_else(|| Error::stage("align", p.display().to_string(), "no face found"))?;
-                    transform = Some(
-                        aligner
-                            .transform(&face.landmarks)
-                            .map_err(|e| Error::stage("align", v.id.clone(), e))?,
-                    );
-                }
-                let Some(t) = transform.as_ref() else { continue };
-                let mut a = GrayF32::new(crop_size, crop_size);
-                mex_align::align::warp_gray_into(&g, t, &mut a)
-                    .map_err(|e| Error::stage("align", p.display().to_string(), e))?;
-                buf.push(a);
-                numbers.push(*n);
-                if buf.len() == batch {
-                    sp.push_batch(std::mem::take(&mut buf)).map_err(flow_err)?;
-                    events.extend(sp.take_events());
-                }
-            }
-            sp.push_batch(buf).map_err(flow_err)?;
-        }
-    }
+        Ok(())
+    })?;
+    sp.push_batch(buf).map_err(flow_err)?;
     events.extend(sp.finish());
     blinks.extend(sp.take_blinks());
     let num = |i: usize| numbers.get(i).copied().unwrap_or(i);
@@ -521,6 +475,62 @@ pub fn spot_video(
         blinks: blinks.iter().map(|b| (num(b.onset), num(b.offset))).collect(),
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Renders (synthetic) or reads (files) every frame of `v` in order, aligns it to the canonical
+/// `crop_size` crop (synthetic videos with the subject's true landmarks, files with the MTCNN
+/// face of the first frame, one transform for the whole video) and hands it to `f` with its
+/// frame number.
+fn for_each_aligned(
+    v: &LongVideo,
+    aligner: &mex_align::align::Aligner,
+    crop_size: u32,
+    mut f: impl FnMut(GrayF32, usize) -> Result<()>,
+) -> Result<()> {
+    let warp = |g: &GrayF32, t: &mex_core::Similarity, what: &dyn Fn() -> String| {
+        let mut a = GrayF32::new(crop_size, crop_size);
+        mex_align::align::warp_gray_into(g, t, &mut a).map_err(|e| Error::stage("align", what(), e))?;
+        Ok::<_, Error>(a)
+    };
+    match &v.source {
+        Source::Synth(lv) => {
+            let clip = lv.build().map_err(|e| Error::stage("data", v.id.clone(), e))?;
+            let t =
+                aligner.transform(&clip.landmarks5()).map_err(|e| Error::stage("align", v.id.clone(), e))?;
+            let (w, h) = clip.size();
+            let mut raw = GrayF32::new(w, h);
+            for i in 0..clip.len() {
+                clip.render_into(i, &mut raw).map_err(|e| Error::stage("data", v.id.clone(), e))?;
+                f(warp(&raw, &t, &|| v.id.clone())?, i)?;
+            }
+        }
+        Source::Files(files) => {
+            let mut transform = None;
+            for (n, p) in files {
+                let g = mex_data::frames::read_gray(p)
+                    .map_err(|e| Error::stage("data", p.display().to_string(), e))?;
+                let t = match &transform {
+                    Some(t) => t,
+                    None => {
+                        let det = Mtcnn::new().map_err(|e| Error::stage("align", "MTCNN", e))?;
+                        let faces = det
+                            .detect_rgb(&super::align::gray_to_rgb8(&g))
+                            .map_err(|e| Error::stage("align", p.display().to_string(), e))?;
+                        let face = faces
+                            .iter()
+                            .max_by(|a, b| a.score.total_cmp(&b.score))
+                            .ok_or_else(|| Error::stage("align", p.display().to_string(), "no face found"))?;
+                        let t = aligner
+                            .transform(&face.landmarks)
+                            .map_err(|e| Error::stage("align", v.id.clone(), e))?;
+                        transform.insert(t)
+                    }
+                };
+                f(warp(&g, t, &|| p.display().to_string())?, *n)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Typed TP/FP/FN of one video.
