@@ -289,6 +289,21 @@ impl Similarity {
     }
 }
 
+/// Left/right counterpart of every 68-point index (iBUG 300-W order); points on the midline map
+/// to themselves.
+pub const MIRROR_68: [usize; 68] = [
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, // jaw 0-16
+    26, 25, 24, 23, 22, 21, 20, 19, 18, 17, // brows 17-26
+    27, 28, 29, 30, // nose bridge
+    35, 34, 33, 32, 31, // nose base 31-35
+    45, 44, 43, 42, 47, 46, // eye 36-41 -> 42-47
+    39, 38, 37, 36, 41, 40, // eye 42-47 -> 36-41
+    54, 53, 52, 51, 50, 49, 48, // outer upper lip 48-54
+    59, 58, 57, 56, 55, // outer lower lip 55-59
+    64, 63, 62, 61, 60, // inner upper lip 60-64
+    67, 66, 65, // inner lower lip 65-67
+];
+
 /// OpenFace's mean dlib face (`TEMPLATE` in `openface/align_dlib.py`, Amos et al., Apache-2.0):
 /// the 68 iBUG points of an average face, before min-max normalisation. mex-align derives its
 /// alignment templates from it and mex-data's synthetic landmark tracks start from it.

@@ -33,7 +33,7 @@ use super::action::{Bump, FacialAction};
 use super::face::FaceGeometry;
 use super::render::{EventKind, ExpressionEvent};
 use crate::{Error, Result};
-use mex_core::{LandmarkScheme, Landmarks, Point2, Similarity};
+use mex_core::{LandmarkScheme, Landmarks, Point2, Similarity, MIRROR_68};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -64,14 +64,6 @@ pub fn neutral_landmarks68(g: &FaceGeometry) -> Result<Landmarks> {
     let s = Similarity::estimate(&src, &dst)?;
     Ok(Landmarks::new(LandmarkScheme::SixtyEight, t.iter().map(|p| s.apply(*p)).collect())?)
 }
-
-/// Left/right counterpart of each 68-point index (iBUG 300-W order; midline points map to
-/// themselves).
-const MIRROR_68: [usize; 68] = [
-    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 27, 28,
-    29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48,
-    59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
-];
 
 /// The template face made exactly mirror-symmetric about the vertical line through its eye
 /// midpoint (each point replaced by the mean of itself and its counterpart's mirror image),
