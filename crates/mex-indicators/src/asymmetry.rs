@@ -69,12 +69,12 @@ pub struct LandmarkAsymmetry {
 /// assert!(b.mouth > 0.005 && b.brows < 1e-5);
 /// ```
 pub fn landmark_asymmetry(lm: &Landmarks) -> Result<LandmarkAsymmetry> {
-    check_68(lm, 0)?;
-    Ok(asymmetry_unchecked(lm))
+    let f = check_68(lm, 0)?;
+    Ok(asymmetry_unchecked(lm, &f))
 }
 
-pub(crate) fn asymmetry_unchecked(lm: &Landmarks) -> LandmarkAsymmetry {
-    let f = FaceFrame::new(&lm.points);
+/// The asymmetries of a checked 68-point set `lm` whose face frame is `f`.
+pub(crate) fn asymmetry_unchecked(lm: &Landmarks, f: &FaceFrame) -> LandmarkAsymmetry {
     let q: Vec<(f64, f64)> = lm.points.iter().map(|p| f.face_coords(*p)).collect();
     // Midline: TLS line through 27-30 and 8.
     let mid = [27usize, 28, 29, 30, 8];

@@ -3,8 +3,9 @@
 use crate::{Error, Result};
 use mex_core::{LandmarkScheme, Landmarks, Point2};
 
-/// Checks that `lm` is a finite 68-point set with distinct eyes; `frame` labels errors.
-pub(crate) fn check_68(lm: &Landmarks, frame: usize) -> Result<()> {
+/// Checks that `lm` is a finite 68-point set with distinct eyes (`frame` labels errors) and
+/// returns its face frame.
+pub(crate) fn check_68(lm: &Landmarks, frame: usize) -> Result<FaceFrame> {
     if lm.scheme != LandmarkScheme::SixtyEight || lm.points.len() != 68 {
         return Err(Error::WrongScheme {
             frame,
@@ -21,7 +22,7 @@ pub(crate) fn check_68(lm: &Landmarks, frame: usize) -> Result<()> {
     if !(f.iod > 1e-6 && f.iod.is_finite()) {
         return Err(Error::DegenerateLandmarks { frame, interocular: f.iod });
     }
-    Ok(())
+    Ok(f)
 }
 
 /// The face's own frame: origin at the midpoint of the eye centres (means of points 36-41 and

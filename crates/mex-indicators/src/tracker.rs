@@ -17,7 +17,7 @@ use crate::eyes::{
     detect_blinks_adaptive, detect_blinks_opendbm, ear_68, ear_baseline, inter_blink_intervals, Blink,
     BlinkConfig, EarSample,
 };
-use crate::geometry::{check_68, FaceFrame};
+use crate::geometry::check_68;
 use crate::regions::{Region, Side, N_REGIONS};
 use crate::stats::{mean, quantile_sorted, sd};
 use crate::{Error, Result};
@@ -298,10 +298,9 @@ impl IndicatorTracker {
             activity: None,
         };
         if let Some(lm) = input.landmarks {
-            check_68(lm, frame)?;
-            let ff = FaceFrame::new(&lm.points);
+            let ff = check_68(lm, frame)?;
             let (l, r) = ear_68(lm).map_err(|_| Error::DegenerateLandmarks { frame, interocular: ff.iod })?;
-            let a = asymmetry_unchecked(lm);
+            let a = asymmetry_unchecked(lm, &ff);
             let c48 = ff.face_coords(lm.points[48]);
             let c54 = ff.face_coords(lm.points[54]);
             if let Some(m) = input.motion {
