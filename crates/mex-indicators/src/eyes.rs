@@ -246,8 +246,12 @@ fn check_inputs(samples: &[EarSample], fps: f64, cfg: &BlinkConfig) -> Result<()
 
 /// The adaptive detector's baseline and scaled MAD on the smoothed series; `None` when empty.
 pub fn ear_baseline(samples: &[EarSample], fps: f64, cfg: &BlinkConfig) -> Option<(f64, f64)> {
-    let w = 2 * ((cfg.smooth_s * fps / 2.0).floor().max(0.0) as usize) + 1;
-    median_mad(&smooth(samples, w))
+    median_mad(&smoothed(samples, fps, cfg))
+}
+
+/// The EAR series smoothed over `cfg.smooth_s` (an odd number of frames at `fps`).
+fn smoothed(samples: &[EarSample], fps: f64, cfg: &BlinkConfig) -> Vec<f64> {
+    smooth(samples, 2 * ((cfg.smooth_s * fps / 2.0).floor().max(0.0) as usize) + 1)
 }
 
 /// Detector (a): EAR below a per-recording robust baseline (module docs). `fps` is the nominal
@@ -272,8 +276,7 @@ pub fn detect_blinks_adaptive(samples: &[EarSample], fps: f64, cfg: &BlinkConfig
     if samples.is_empty() {
         return Ok(Vec::new());
     }
-    let w = 2 * ((cfg.smooth_s * fps / 2.0).floor().max(0.0) as usize) + 1;
-    let e = smooth(samples, w);
+    let e = smoothed(samples, fps, cfg);
     let Some((b, s)) = median_mad(&e) else { return Ok(Vec::new()) };
     if !(b > 0.0) {
         return Ok(Vec::new());
