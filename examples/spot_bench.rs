@@ -14,15 +14,16 @@
 
 use mex::experiment::spotting::{score_video, spot_video, LongVideo, SynthLongSpec, TypedCounts};
 use mex::experiment::{config::DatasetSpec, spotting::load_videos};
-use mex::flow::spot::{MdmdConfig, Reference, RegionalConfig, SpotMethod, SpotterConfig};
+use mex::flow::spot::{HeadMotion, MdmdConfig, Reference, RegionalConfig, SpotMethod, SpotterConfig};
 use mex::metrics::SpotCounts;
 use rayon::prelude::*;
 use std::time::Instant;
 
 /// A variant by name; `KEY=VALUE` arguments override the regional parameters (`high`, `low`,
-/// `blink_ratio`, `smooth_s`, `cell`, `refresh_s`).
+/// `blink_ratio`, `smooth_s`, `cell`, `refresh_s`, `join_s`, `head_regression=0|1`, ...) and
+/// the head-motion fit (`trim=0` for the plain least-squares similarity).
 fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> {
-    let base = SpotterConfig::default();
+    let mut base = SpotterConfig::default();
     let mut r = RegionalConfig::default();
     for (k, v) in over {
         match k.as_str() {
@@ -37,6 +38,9 @@ fn variant(name: &str, over: &[(String, f64)]) -> anyhow::Result<SpotterConfig> 
             "rel" => r.rel_extent = *v as f32,
             "warmup_s" => r.warmup_s = *v,
             "widen" => r.widen = *v as f32,
+            "join_s" => r.join_s = *v,
+            "head_regression" => r.head_regression = *v != 0.0,
+            "trim" if *v == 0.0 => base.head_motion = HeadMotion::Similarity { step: 4 },
             "layout" if *v == 2.0 => {
                 use mex::flow::spot::{
                     Region,

@@ -18,7 +18,7 @@ use mex_classify::{Model, ModelConfig, SampleInfo, TrainConfig};
 use mex_core::{ClassSet, GrayF32, Interval};
 use mex_data::synth::{ClipConfig, FacialAction, SynthConfig, SynthDataset, SynthDatasetConfig};
 use mex_data::FrameSource;
-use mex_flow::spot::{HeadMotion, SpotterConfig};
+use mex_flow::spot::SpotterConfig;
 use mex_flow::strain::{optical_strain, StstnetInputConfig};
 use mex_flow::{FlowConfig, FlowEstimator};
 use rayon::prelude::*;
@@ -275,7 +275,6 @@ pub fn run_demo(cfg: &DemoConfig, out: &Path) -> Result<DemoOutput> {
         fps: f64::from(cfg.fps),
         k: spot_k(f64::from(cfg.fps)),
         window: 60,
-        head_motion: HeadMotion::Similarity { step: 4 },
         ..SpotterConfig::default()
     };
     let mut spotter = spot_cfg.build().map_err(stage("flow", "spotter"))?;

@@ -154,6 +154,33 @@ pub fn remove_global_similarity_into(
     dst: &mut Vec<Point2>,
     out: &mut FlowField,
 ) -> Result<Similarity> {
+    remove_similarity_into(flow, roi, step, None, src, dst, out)
+}
+
+/// Residuals above this multiple of the median residual are left out of the trimmed fit.
+const TRIM: f32 = 2.5;
+
+/// Buffers of the trimmed similarity fit (residuals and weights).
+#[derive(Debug, Default)]
+pub(crate) struct TrimBuffers {
+    resid: Vec<f32>,
+    sorted: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+/// The grid correspondences of `flow` (inside `roi`) fitted by a similarity, which is removed
+/// from the flow into `out`. With `trim`, the least-squares fit is refitted twice on the points
+/// whose residual is at most [`TRIM`] times the median residual: a local (facial) movement,
+/// which moves a minority of the grid, does not pull the fit.
+pub(crate) fn remove_similarity_into(
+    flow: &FlowField,
+    roi: Option<&BBox>,
+    step: usize,
+    trim: Option<&mut TrimBuffers>,
+    src: &mut Vec<Point2>,
+    dst: &mut Vec<Point2>,
+    out: &mut FlowField,
+) -> Result<Similarity> {
     if step == 0 {
         return Err(invalid("step", step, "must be >= 1"));
     }
@@ -169,7 +196,26 @@ pub fn remove_global_similarity_into(
             dst.push(Point2::new(p.x + flow.u()[i], p.y + flow.v()[i]));
         }
     }
-    let s = Similarity::estimate(src, dst)?;
+    let mut s = Similarity::estimate(src, dst)?;
+    if let Some(b) = trim {
+        for _ in 0..2 {
+            b.resid.clear();
+            b.resid.extend(src.iter().zip(dst.iter()).map(|(p, q)| {
+                let (sx, sy) = s.apply_f64(f64::from(p.x), f64::from(p.y));
+                (f64::from(q.x) - sx).hypot(f64::from(q.y) - sy) as f32
+            }));
+            b.sorted.clear();
+            b.sorted.extend_from_slice(&b.resid);
+            let mid = b.sorted.len() / 2;
+            let (_, median, _) = b.sorted.select_nth_unstable_by(mid, f32::total_cmp);
+            let cut = TRIM * median.max(1e-3);
+            b.weights.clear();
+            b.weights.extend(b.resid.iter().map(|&r| if r <= cut { 1.0 } else { 0.0 }));
+            if b.weights.iter().filter(|&&w| w > 0.0).count() >= 8 {
+                s = Similarity::estimate_weighted(src, dst, Some(&b.weights))?;
+            }
+        }
+    }
     if out.size() != (w, h) {
         out.reset(w, h);
     }
@@ -237,5 +283,42 @@ mod tests {
         let (res, est) = remove_global_similarity(&f, None, 2).unwrap();
         assert!((est.scale() - 1.02).abs() < 1e-4 && (est.angle() - 0.03).abs() < 1e-4);
         assert!(res.u().iter().chain(res.v()).all(|v| v.abs() < 1e-3));
+    }
+
+    #[test]
+    fn trimmed_similarity_ignores_a_local_movement() {
+        // head motion (a similarity) plus a facial movement: a 2-pixel shift of a 12x12 patch
+        // near a corner of a 64x64 crop (3.5 % of the grid)
+        let s = Similarity::from_params(1.01, 0.01, 0.3, -0.2);
+        let head = crate::synth::similarity_field(64, 64, &s);
+        let f = FlowField::from_fn(64, 64, |x, y| {
+            let (u, v) = (head.u()[y * 64 + x], head.v()[y * 64 + x]);
+            if (44..56).contains(&x) && (40..52).contains(&y) {
+                (u + 2.0, v)
+            } else {
+                (u, v)
+            }
+        });
+        let err = |e: &Similarity| {
+            // largest displacement error of the estimate over the crop's corners
+            [(0.0, 0.0), (63.0, 0.0), (0.0, 63.0), (63.0, 63.0)]
+                .iter()
+                .map(|&(x, y)| {
+                    let (a, b) = (s.apply_f64(x, y), e.apply_f64(x, y));
+                    (a.0 - b.0).hypot(a.1 - b.1)
+                })
+                .fold(0.0, f64::max)
+        };
+        let mut out = FlowField::zeros(0, 0);
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        let plain = remove_similarity_into(&f, None, 2, None, &mut src, &mut dst, &mut out).unwrap();
+        let mut b = TrimBuffers::default();
+        let trimmed =
+            remove_similarity_into(&f, None, 2, Some(&mut b), &mut src, &mut dst, &mut out).unwrap();
+        // least squares is pulled by the movement; the trimmed fit is not, and the movement is
+        // left whole in the residual flow
+        assert!(err(&plain) > 0.05, "{}", err(&plain));
+        assert!(err(&trimmed) < 1e-3, "{}", err(&trimmed));
+        assert!((out.u()[46 * 64 + 50] - 2.0).abs() < 1e-3 && out.u()[10 * 64 + 10].abs() < 1e-3);
     }
 }

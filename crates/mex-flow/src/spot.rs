@@ -48,7 +48,7 @@ pub use mdmd::MdmdConfig;
 pub use regional::{Reference, Region, RegionRole, RegionalConfig};
 
 use crate::error::{invalid, Result};
-use crate::features::remove_global_similarity_into;
+use crate::features::{remove_similarity_into, TrimBuffers};
 use crate::{DisConfig, FlowConfig, FlowEstimator, FlowField, GrayF32};
 use mex_core::{BBox, Interval, Point2};
 use rayon::prelude::*;
@@ -72,6 +72,15 @@ pub enum HeadMotion {
     },
     /// Remove a least-squares similarity fitted on a grid of every `step`-th pixel.
     Similarity {
+        /// Grid step in pixels.
+        step: usize,
+    },
+    /// Remove a similarity fitted on a grid of every `step`-th pixel by least squares, then
+    /// refitted twice on the points whose residual is at most 2.5 times the median residual:
+    /// a facial movement, which moves a minority of the face, does not pull the head motion
+    /// (a plain least-squares fit absorbs part of it, most for movements far from the centre
+    /// such as the mouth corners of a dimpler). The default.
+    TrimmedSimilarity {
         /// Grid step in pixels.
         step: usize,
     },
@@ -145,7 +154,7 @@ impl Default for SpotterConfig {
             k: 3,
             fps: 30.0,
             roi: None,
-            head_motion: HeadMotion::Similarity { step: 4 },
+            head_motion: HeadMotion::TrimmedSimilarity { step: 4 },
             smooth: 3,
             window: 300,
             threshold: 4.0,
@@ -210,7 +219,9 @@ impl SpotterConfig {
         if !(self.micro_max_s.is_finite() && self.micro_max_s > 0.0) {
             return Err(invalid("micro_max_s", self.micro_max_s, "must be finite and > 0"));
         }
-        if let HeadMotion::Similarity { step: 0 } = self.head_motion {
+        if let HeadMotion::Similarity { step: 0 } | HeadMotion::TrimmedSimilarity { step: 0 } =
+            self.head_motion
+        {
             return Err(invalid("head_motion.step", 0, "must be >= 1"));
         }
         match &self.method {
@@ -301,9 +312,16 @@ struct Scratch {
     flow2: FlowField,
     comp: FlowField,
     comp2: FlowField,
+    fit: FitBuffers,
+    buf: Vec<f32>,
+}
+
+/// Buffers of the head-motion fit.
+#[derive(Debug, Default)]
+struct FitBuffers {
     src: Vec<Point2>,
     dst: Vec<Point2>,
-    buf: Vec<f32>,
+    trim: TrimBuffers,
 }
 
 impl Default for Scratch {
@@ -313,8 +331,7 @@ impl Default for Scratch {
             flow2: FlowField::zeros(0, 0),
             comp: FlowField::zeros(0, 0),
             comp2: FlowField::zeros(0, 0),
-            src: Vec::new(),
-            dst: Vec::new(),
+            fit: FitBuffers::default(),
             buf: Vec::new(),
         }
     }
@@ -325,7 +342,7 @@ impl Default for Scratch {
 enum Measured {
     Global(f32),
     Mdmd(f32),
-    Regional(Vec<f32>),
+    Regional(regional::Signals),
 }
 
 impl Measured {
@@ -333,7 +350,7 @@ impl Measured {
     fn scalar(&self) -> f32 {
         match self {
             Measured::Global(s) | Measured::Mdmd(s) => *s,
-            Measured::Regional(v) => v.iter().copied().fold(0.0, f32::max),
+            Measured::Regional(v) => v.regions.iter().copied().fold(0.0, f32::max),
         }
     }
 }
@@ -375,8 +392,7 @@ fn compensate<'a>(
     head_motion: HeadMotion,
     roi: Option<&BBox>,
     comp: &'a mut FlowField,
-    src: &mut Vec<Point2>,
-    dst: &mut Vec<Point2>,
+    fit: &mut FitBuffers,
 ) -> Result<&'a FlowField> {
     Ok(match head_motion {
         HeadMotion::None => flow,
@@ -385,7 +401,11 @@ fn compensate<'a>(
             comp
         }
         HeadMotion::Similarity { step } => {
-            remove_global_similarity_into(flow, roi, step, src, dst, comp)?;
+            remove_similarity_into(flow, roi, step, None, &mut fit.src, &mut fit.dst, comp)?;
+            comp
+        }
+        HeadMotion::TrimmedSimilarity { step } => {
+            remove_similarity_into(flow, roi, step, Some(&mut fit.trim), &mut fit.src, &mut fit.dst, comp)?;
             comp
         }
     })
@@ -396,10 +416,9 @@ fn motion_signal(
     flow: &FlowField,
     cfg: &SpotterConfig,
     comp: &mut FlowField,
-    src: &mut Vec<Point2>,
-    dst: &mut Vec<Point2>,
+    fit: &mut FitBuffers,
 ) -> Result<f32> {
-    let f = compensate(flow, cfg.head_motion, cfg.roi.as_ref(), comp, src, dst)?;
+    let f = compensate(flow, cfg.head_motion, cfg.roi.as_ref(), comp, fit)?;
     let (w, h) = f.size();
     let (x0, y0, x1, y1) = match &cfg.roi {
         None => (0, 0, w, h),
@@ -421,6 +440,18 @@ fn motion_signal(
     Ok((s / ((x1 - x0) * (y1 - y0)) as f64) as f32)
 }
 
+/// The head motion removed from `raw` to give `comp`: the mean length of their difference on
+/// a grid of every 7th pixel, pixels (0 without compensation).
+fn removed_motion(raw: &FlowField, comp: &FlowField) -> f32 {
+    let (ru, rv, cu, cv) = (raw.u(), raw.v(), comp.u(), comp.v());
+    let (mut sum, mut n) = (0.0f32, 0usize);
+    for i in (0..ru.len()).step_by(7) {
+        sum += (ru[i] - cu[i]).hypot(rv[i] - cv[i]);
+        n += 1;
+    }
+    sum / n.max(1) as f32
+}
+
 /// Measures one step. `frames` holds the `hist_len + 1` frames ending at the current one.
 fn measure(
     cfg: &SpotterConfig,
@@ -435,20 +466,20 @@ fn measure(
     match &cfg.method {
         SpotMethod::Global => {
             est.estimate_into(first, last, &mut sc.flow)?;
-            Ok(Measured::Global(motion_signal(&sc.flow, cfg, &mut sc.comp, &mut sc.src, &mut sc.dst)?))
+            Ok(Measured::Global(motion_signal(&sc.flow, cfg, &mut sc.comp, &mut sc.fit)?))
         }
         SpotMethod::Regional(_) => {
             let layout = layout.ok_or(crate::Error::Empty { what: "regional layout" })?;
             est.estimate_into(first, last, &mut sc.flow)?;
-            let f = compensate(&sc.flow, cfg.head_motion, None, &mut sc.comp, &mut sc.src, &mut sc.dst)?;
-            Ok(Measured::Regional(layout.signals(f)))
+            let f = compensate(&sc.flow, cfg.head_motion, None, &mut sc.comp, &mut sc.fit)?;
+            Ok(Measured::Regional(layout.signals(f, removed_motion(&sc.flow, f))))
         }
         SpotMethod::Mdmd(m) => {
             let mid = frames[frames.len() / 2];
             est.estimate_into(first, mid, &mut sc.flow)?;
             est.estimate_into(first, last, &mut sc.flow2)?;
-            let f1 = compensate(&sc.flow, cfg.head_motion, None, &mut sc.comp, &mut sc.src, &mut sc.dst)?;
-            let f2 = compensate(&sc.flow2, cfg.head_motion, None, &mut sc.comp2, &mut sc.src, &mut sc.dst)?;
+            let f1 = compensate(&sc.flow, cfg.head_motion, None, &mut sc.comp, &mut sc.fit)?;
+            let f2 = compensate(&sc.flow2, cfg.head_motion, None, &mut sc.comp2, &mut sc.fit)?;
             Ok(Measured::Mdmd(mdmd::feature(f1, f2, m.blocks, &mut sc.buf)))
         }
     }
@@ -796,7 +827,7 @@ pub fn select_apex(
     let mut best = (0usize, f32::NEG_INFINITY);
     for (i, f) in frames.iter().enumerate().skip(1) {
         est.estimate_into(&frames[0], f, &mut sc.flow)?;
-        let s = motion_signal(&sc.flow, &cfg, &mut sc.comp, &mut sc.src, &mut sc.dst)?;
+        let s = motion_signal(&sc.flow, &cfg, &mut sc.comp, &mut sc.fit)?;
         if s > best.1 {
             best = (i, s);
         }
@@ -812,20 +843,32 @@ mod tests {
     /// A synthetic clip: a static texture with one smooth local movement (a Gaussian bump that
     /// rises and falls) over frames `on..=off`, centred at `(cx, cy)` of a `size²` frame.
     fn clip_at(n: usize, on: usize, off: usize, amp: f32, size: usize, cx: f32, cy: f32) -> Vec<GrayF32> {
-        let sigma = 6.0;
+        clip_with(n, size, cx, cy, |t| {
+            if t >= on && t <= off {
+                let ph = (t - on) as f32 / (off - on) as f32;
+                amp * (std::f32::consts::PI * ph).sin()
+            } else {
+                0.0
+            }
+        })
+    }
+
+    /// A static texture with a Gaussian bump at `(cx, cy)` displaced by `amp(t)` pixels.
+    fn clip_with(n: usize, size: usize, cx: f32, cy: f32, amp: impl Fn(usize) -> f32) -> Vec<GrayF32> {
         let tex = SmoothTexture::new(9);
         (0..n)
             .map(|t| {
-                let a = if t >= on && t <= off {
-                    let ph = (t - on) as f32 / (off - on) as f32;
-                    amp * (std::f32::consts::PI * ph).sin()
-                } else {
-                    0.0
-                };
-                let f = bumps_field(size, size, &[Bump { cx, cy, sigma, ax: a, ay: 0.5 * a }]);
+                let a = amp(t);
+                let f = bumps_field(size, size, &[Bump { cx, cy, sigma: 6.0, ax: a, ay: 0.5 * a }]);
                 pair_from_texture(&tex, &f).0
             })
             .collect()
+    }
+
+    /// Raised-cosine step from 0 at `a` to 1 at `b`.
+    fn ramp(t: usize, a: usize, b: usize) -> f32 {
+        let s = ((t as f32 - a as f32) / (b - a) as f32).clamp(0.0, 1.0);
+        0.5 - 0.5 * (std::f32::consts::PI * s).cos()
     }
 
     fn clip(n: usize, on: usize, off: usize, amp: f32) -> Vec<GrayF32> {
@@ -881,6 +924,48 @@ mod tests {
         let short = RegionalConfig { warmup_s: 0.0, ..Default::default() };
         let ev = run(&SpotterConfig::for_fps(30.0).with_method(SpotMethod::Regional(short)), frames);
         assert!(ev.iter().all(|e| e.interval.iou(&truth) < 0.5), "{ev:?}");
+    }
+
+    #[test]
+    fn regional_joins_a_slow_movement_that_stops_at_its_apex() {
+        // a mouth movement rises over frames 40..=64, stays at its apex until frame 84 (0.67 s,
+        // far longer than the join gap) and returns over 85..=109: the lag signal falls back to
+        // its baseline at the apex, and the return, whose flow runs the opposite way, is joined
+        // to the rise
+        let (cx, cy) = (0.62 * 64.0, 0.6 * 64.0);
+        let frames = clip_with(170, 64, cx, cy, |t| 2.0 * (ramp(t, 40, 64) - ramp(t, 85, 109)));
+        let truth = Interval::new(40, 75, 109).unwrap();
+        let ev = run(&SpotterConfig::for_fps(30.0), frames.clone());
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].interval.iou(&truth) >= 0.7, "{ev:?}");
+        assert_eq!(ev[0].kind, MovementKind::Macro);
+        // without joining: the rise and the return apart
+        let apart = RegionalConfig { join_s: 0.0, ..Default::default() };
+        let ev = run(&SpotterConfig::for_fps(30.0).with_method(SpotMethod::Regional(apart)), frames);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(ev[0].interval.offset < 75 && ev[1].interval.onset > 75, "{ev:?}");
+    }
+
+    #[test]
+    fn regional_keeps_two_complete_movements_apart() {
+        // two whole movements (each rises and returns) 0.5 s apart at the same place: each sums
+        // to no displacement, so neither is the other's return
+        let (cx, cy) = (0.62 * 64.0, 0.6 * 64.0);
+        let bump = |t: usize, on: usize, off: usize| {
+            if (on..=off).contains(&t) {
+                1.5 * (std::f32::consts::PI * (t - on) as f32 / (off - on) as f32).sin()
+            } else {
+                0.0
+            }
+        };
+        let frames = clip_with(170, 64, cx, cy, |t| bump(t, 50, 64) + bump(t, 80, 94));
+        let ev = run(&SpotterConfig::for_fps(30.0), frames);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        for (e, truth) in
+            ev.iter().zip([Interval::new(50, 57, 64).unwrap(), Interval::new(80, 87, 94).unwrap()])
+        {
+            assert!(e.interval.iou(&truth) >= 0.5, "{ev:?}");
+        }
     }
 
     #[test]

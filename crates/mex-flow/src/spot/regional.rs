@@ -84,7 +84,11 @@ pub enum Reference {
 /// side) tiling each region; a region's signal is its largest cell mean-vector length (pixels),
 /// smoothed by a centred moving average of `smooth_s` seconds. Each region keeps a robust
 /// baseline (median and MAD·1.4826, at least `noise_floor` pixels) over the last `window_s`
-/// seconds of quiet frames; its robust z is `(signal − median) / scale`. The first baseline
+/// seconds of quiet frames; its robust z is `(signal − median) / scale`. With
+/// `head_regression`, the baseline is a line in the head motion `h` (the mean displacement
+/// removed by head-motion compensation): the flow's error grows with head motion, so the
+/// signal minus `slope · h`, the slope fitted by least squares over the same quiet frames (at
+/// least 0), is what the median and MAD describe. The first baseline
 /// comes from the warm-up (`warmup_s`): a first estimate from its lower quantiles picks its
 /// quiet frames, the baseline is made from those, and the warm-up's frames are then examined
 /// against it, so that a movement at the very start is spotted. An event starts when the largest expression-region z exceeds
@@ -100,6 +104,15 @@ pub enum Reference {
 /// offset = last such frame minus `k - 1` (lag reference); both are then moved out by `widen`
 /// times the interval's length; apex = frame of the largest z. Events last at most
 /// `max_event_s` seconds.
+///
+/// A slow movement can fall back to its baseline at its apex, where it stops before it
+/// returns, for longer than the join gap; it is then seen as two movements, the rise and the
+/// return. With the lag reference, a movement is therefore held for `join_s` seconds: a
+/// movement that starts within that time and whose flow runs the opposite way is its return,
+/// and the two are reported as one (apex between them). "Opposite": the expression cells' mean
+/// vectors summed over each movement's frames (the displacement it made, cell by cell) have a
+/// cosine below −0.5. A complete movement (rise and return) sums to about zero, so it is not
+/// joined to anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RegionalConfig {
@@ -134,6 +147,11 @@ pub struct RegionalConfig {
     /// (at least 8 frames) and its frames are then examined against it, so that a movement at
     /// the very start is spotted (reported once the warm-up is over).
     pub warmup_s: f64,
+    /// Lag reference: how long a movement waits for its return (a following movement whose
+    /// flow runs the opposite way, joined to it), seconds; 0 turns joining off.
+    pub join_s: f64,
+    /// Baselines are lines in the head motion instead of constants (see above).
+    pub head_regression: bool,
 }
 
 impl Default for RegionalConfig {
@@ -153,6 +171,8 @@ impl Default for RegionalConfig {
             rel_extent: 0.45,
             widen: 0.2,
             warmup_s: 1.0,
+            join_s: 1.0,
+            head_regression: true,
         }
     }
 }
@@ -206,6 +226,9 @@ impl RegionalConfig {
         if !(self.warmup_s.is_finite() && (0.0..=60.0).contains(&self.warmup_s)) {
             return Err(invalid("warmup_s", self.warmup_s, "must lie in [0, 60] s"));
         }
+        if !(self.join_s.is_finite() && (0.0..=60.0).contains(&self.join_s)) {
+            return Err(invalid("join_s", self.join_s, "must lie in [0, 60] s"));
+        }
         if let Reference::Keyframe { refresh_s } = self.reference {
             if !(refresh_s.is_finite() && refresh_s > 0.0 && refresh_s <= 600.0) {
                 return Err(invalid("reference.refresh_s", refresh_s, "must lie in (0, 600] s"));
@@ -221,6 +244,19 @@ pub(crate) struct Layout {
     width: usize,
     /// Per region: cells `(x0, y0, x1, y1)`.
     cells: Vec<Vec<(usize, usize, usize, usize)>>,
+    /// Per region: an expression region (its cells' vectors give a movement's direction).
+    expr: Vec<bool>,
+}
+
+/// One step's measurement.
+#[derive(Debug, Clone)]
+pub(crate) struct Signals {
+    /// Each region's largest cell mean-vector length, pixels.
+    pub(crate) regions: Vec<f32>,
+    /// The mean vectors `(u, v)` of the expression regions' cells, in order, pixels.
+    pub(crate) dir: Vec<f32>,
+    /// Head motion: the mean displacement removed by head-motion compensation, pixels.
+    pub(crate) head: f32,
 }
 
 impl Layout {
@@ -249,16 +285,21 @@ impl Layout {
             }
             cells.push(v);
         }
-        Ok(Self { width, cells })
+        let expr = cfg.regions.iter().map(|r| r.role == RegionRole::Expression).collect();
+        Ok(Self { width, cells, expr })
     }
 
-    /// Each region's largest cell mean-vector length.
-    pub(crate) fn signals(&self, f: &FlowField) -> Vec<f32> {
+    /// Each region's largest cell mean-vector length and the expression cells' mean vectors;
+    /// `head` is the step's head motion.
+    pub(crate) fn signals(&self, f: &FlowField, head: f32) -> Signals {
         let (u, v) = (f.u(), f.v());
         let w = self.width;
-        self.cells
+        let mut dir = Vec::new();
+        let regions = self
+            .cells
             .iter()
-            .map(|cells| {
+            .zip(&self.expr)
+            .map(|(cells, &expr)| {
                 let mut best = 0.0f32;
                 for &(x0, y0, x1, y1) in cells {
                     let (mut su, mut sv) = (0.0f32, 0.0f32);
@@ -268,11 +309,15 @@ impl Layout {
                         sv += v[row + x0..row + x1].iter().sum::<f32>();
                     }
                     let n = ((x1 - x0) * (y1 - y0)) as f32;
+                    if expr {
+                        dir.extend([su / n, sv / n]);
+                    }
                     best = best.max((su / n).hypot(sv / n));
                 }
                 best
             })
-            .collect()
+            .collect();
+        Signals { regions, dir, head }
     }
 }
 
@@ -285,6 +330,21 @@ struct Recent {
     eye_ex: f32,
     /// Largest expression-region excess over baseline, pixels.
     expr_ex: f32,
+}
+
+/// A settled movement, waiting for its return.
+#[derive(Debug, Clone)]
+struct Movement {
+    onset: usize,
+    apex: usize,
+    offset: usize,
+    /// Its first and last frames of signal above the extent level.
+    first: usize,
+    last: usize,
+    /// Largest expression-region excess, pixels.
+    peak: f32,
+    /// The expression cells' vectors summed over its frames (empty once joined).
+    dir: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -302,7 +362,7 @@ pub(crate) struct State {
     /// Frames of the warm-up (the first baseline); 0 once it is over.
     warmup: usize,
     /// The warm-up's frames, kept until its baseline exists and then examined against it.
-    pending: Vec<(usize, Vec<f32>)>,
+    pending: Vec<(usize, Signals)>,
     /// Fraction of a movement's trimmed length added on each side.
     widen: f32,
     floor: f32,
@@ -312,15 +372,28 @@ pub(crate) struct State {
     gap: usize,
     max_len: usize,
     base_every: usize,
-    raw: VecDeque<Vec<f32>>,
-    raw_t: VecDeque<usize>,
+    /// The smoothing window's frames.
+    raw: VecDeque<(usize, Signals)>,
     hist: Vec<VecDeque<f32>>,
+    /// The head motion of the frames of `hist`.
+    head_hist: VecDeque<f32>,
+    head_regression: bool,
+    /// Per region: the baseline's slope in the head motion.
+    slope: Vec<f32>,
+    /// A history less its head-motion part.
+    residual: VecDeque<f32>,
     base: Vec<Option<(f32, f32)>>,
     since_refresh: usize,
     /// A history changed since the baselines were last computed.
     stale: bool,
     recent: VecDeque<Recent>,
+    /// The expression cells' vectors of the frames of `recent`, in the same order.
+    dirs: VecDeque<Vec<f32>>,
     active: Option<Active>,
+    /// A settled movement waiting for its return.
+    held: Option<Movement>,
+    /// Frames a movement waits for its return (0: joining off).
+    join: usize,
     buf: Vec<f32>,
     blinks: Vec<Interval>,
     /// Keyframe renewal period in frames (keyframe reference only).
@@ -331,6 +404,26 @@ pub(crate) struct State {
     quiet_run: usize,
     /// Renew the keyframe at the next renewal point whatever the state.
     force_ref: bool,
+}
+
+/// The least-squares slope of `y` on `x`, at least 0; 0 when fewer than 8 pairs or when the
+/// standard deviation of `x` is below `min_sd` (no head motion to learn from).
+fn fit_slope(y: &VecDeque<f32>, x: &VecDeque<f32>, min_sd: f32) -> f32 {
+    let n = y.len().min(x.len());
+    if n < 8 {
+        return 0.0;
+    }
+    let (mx, my) = (x.iter().sum::<f32>() / n as f32, y.iter().sum::<f32>() / n as f32);
+    let (mut sxy, mut sxx) = (0.0f32, 0.0f32);
+    for (&a, &b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+    }
+    if sxx > 0.0 && sxx >= min_sd * min_sd * n as f32 {
+        (sxy / sxx).max(0.0)
+    } else {
+        0.0
+    }
 }
 
 /// The fewest frames a baseline is computed from.
@@ -369,14 +462,23 @@ impl State {
             },
             max_len,
             base_every: ((cfg.fps / 30.0).round() as usize).max(1),
-            raw: VecDeque::with_capacity(smooth),
-            raw_t: VecDeque::with_capacity(smooth),
+            raw: VecDeque::with_capacity(smooth + 1),
             hist: vec![VecDeque::with_capacity(window); n],
+            head_hist: VecDeque::with_capacity(window),
+            head_regression: r.head_regression,
+            slope: vec![0.0; n],
+            residual: VecDeque::with_capacity(window),
             base: vec![None; n],
             since_refresh: usize::MAX,
             stale: true,
             recent: VecDeque::with_capacity(max_len + 2),
+            dirs: VecDeque::with_capacity(max_len + 2),
             active: None,
+            held: None,
+            join: match r.reference {
+                Reference::Lag => (r.join_s * cfg.fps).round() as usize,
+                Reference::Keyframe { .. } => 0,
+            },
             buf: Vec::new(),
             blinks: Vec::new(),
             refresh: match r.reference {
@@ -416,49 +518,55 @@ impl State {
         std::mem::take(&mut self.blinks)
     }
 
-    pub(crate) fn feed(&mut self, t: usize, s: Vec<f32>, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
-        self.raw.push_back(s);
-        self.raw_t.push_back(t);
+    pub(crate) fn feed(&mut self, t: usize, sig: Signals, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        self.raw.push_back((t, sig));
         if self.raw.len() > self.smooth {
             self.raw.pop_front();
-            self.raw_t.pop_front();
         }
-        if self.raw.len() == self.smooth {
-            let n = self.eye.len();
-            let mut avg = vec![0.0f32; n];
-            for v in &self.raw {
-                for (a, x) in avg.iter_mut().zip(v) {
-                    *a += x;
-                }
-            }
-            avg.iter_mut().for_each(|a| *a /= self.smooth as f32);
-            let ct = self.raw_t[self.smooth / 2];
-            self.observe(ct, &avg, cfg, events);
+        if self.raw.len() < self.smooth {
+            return;
         }
+        // the centred moving average of the region signals and the head motion; the centre
+        // frame's cell vectors
+        let mut regions = vec![0.0f32; self.eye.len()];
+        let mut head = 0.0f32;
+        for (_, s) in &self.raw {
+            regions.iter_mut().zip(&s.regions).for_each(|(a, x)| *a += x);
+            head += s.head;
+        }
+        let n = self.smooth as f32;
+        regions.iter_mut().for_each(|a| *a /= n);
+        let (ct, centre) = &self.raw[self.smooth / 2];
+        let avg = Signals { regions, dir: centre.dir.clone(), head: head / n };
+        self.observe(*ct, avg, cfg, events);
     }
 
     /// Recomputes the baselines on their schedule (every `base_every` frames), only when a
     /// history has changed since: while an event runs the histories are frozen.
     fn refresh_baselines(&mut self) {
         if self.stale {
-            for (h, b) in self.hist.iter().zip(self.base.iter_mut()) {
-                *b =
-                    super::robust_stats(h, &mut self.buf).map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
+            for ((h, b), slope) in self.hist.iter().zip(self.base.iter_mut()).zip(self.slope.iter_mut()) {
+                *slope = if self.head_regression { fit_slope(h, &self.head_hist, self.floor) } else { 0.0 };
+                self.residual.clear();
+                self.residual.extend(h.iter().zip(&self.head_hist).map(|(&x, &v)| x - *slope * v));
+                *b = super::robust_stats(&self.residual, &mut self.buf)
+                    .map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
             }
             self.stale = false;
         }
         self.since_refresh = 0;
     }
 
-    fn observe(&mut self, t: usize, s: &[f32], cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+    fn observe(&mut self, t: usize, s: Signals, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
         if self.warmup > 0 {
             // Warm-up: every frame joins the first baseline; once it is complete, the warm-up's
             // frames are examined against it, so that a movement at the very start is spotted.
-            for (h, &x) in self.hist.iter_mut().zip(s) {
+            for (h, &x) in self.hist.iter_mut().zip(&s.regions) {
                 h.push_back(x);
             }
+            self.head_hist.push_back(s.head);
             self.quiet_run = self.quiet_run.saturating_add(1);
-            self.pending.push((t, s.to_vec()));
+            self.pending.push((t, s));
             if self.pending.len() >= self.warmup {
                 self.end_warmup(cfg, events);
             }
@@ -477,11 +585,17 @@ impl State {
         // A first baseline from the lower quantiles (a movement may fill most of the warm-up):
         // for Gaussian noise the 5th and 25th percentiles lie 1.645 and 0.674 sigma below the
         // median.
+        let slopes: Vec<f32> = self
+            .hist
+            .iter()
+            .map(|h| if self.head_regression { fit_slope(h, &self.head_hist, self.floor) } else { 0.0 })
+            .collect();
         let first: Vec<(f32, f32)> = self
             .hist
             .iter()
-            .map(|h| {
-                let mut v: Vec<f32> = h.iter().copied().collect();
+            .zip(&slopes)
+            .map(|(h, &slope)| {
+                let mut v: Vec<f32> = h.iter().zip(&self.head_hist).map(|(&x, &v)| x - slope * v).collect();
                 v.sort_by(f32::total_cmp);
                 let q = |p: f32| v[((v.len() - 1) as f32 * p).round() as usize];
                 let scale = ((q(0.25) - q(0.05)) / 0.971).max(self.floor);
@@ -492,28 +606,35 @@ impl State {
         let quiet: Vec<bool> = self
             .pending
             .iter()
-            .map(|(_, s)| s.iter().zip(&first).all(|(&x, &(m, sc))| (x - m) / sc <= self.low))
+            .map(|(_, s)| {
+                let z = |((&x, &(m, sc)), &slope): ((&f32, &(f32, f32)), &f32)| (x - slope * s.head - m) / sc;
+                s.regions.iter().zip(&first).zip(&slopes).all(|v| z(v) <= self.low)
+            })
             .collect();
         if quiet.iter().filter(|&&q| q).count() >= MIN_WARMUP {
+            let kept = || self.pending.iter().zip(&quiet).filter(|(_, &q)| q).map(|((_, s), _)| s);
             for (i, h) in self.hist.iter_mut().enumerate() {
                 h.clear();
-                h.extend(self.pending.iter().zip(&quiet).filter(|(_, &q)| q).map(|((_, s), _)| s[i]));
+                h.extend(kept().map(|s| s.regions[i]));
             }
+            self.head_hist.clear();
+            self.head_hist.extend(kept().map(|s| s.head));
         }
         self.stale = true;
         self.refresh_baselines();
         self.quiet_run = 0;
         for (t, s) in std::mem::take(&mut self.pending) {
-            self.step(t, &s, false, cfg, events);
+            self.step(t, s, false, cfg, events);
         }
     }
 
     /// One frame against the current baselines; `learn`: a quiet frame joins the baselines'
     /// histories (the warm-up's frames are in them already).
-    fn step(&mut self, t: usize, s: &[f32], learn: bool, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+    fn step(&mut self, t: usize, s: Signals, learn: bool, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
         let (mut z, mut eye_z, mut eye_ex, mut expr_ex) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
-        for (i, (&x, b)) in s.iter().zip(&self.base).enumerate() {
+        for (i, (&x, b)) in s.regions.iter().zip(&self.base).enumerate() {
             let (med, scale) = b.unwrap_or((0.0, 1.0));
+            let x = x - self.slope[i] * s.head;
             let zi = (x - med) / scale;
             if self.eye[i] {
                 eye_z = eye_z.max(zi);
@@ -527,7 +648,7 @@ impl State {
         self.quiet_run = if quiet && self.active.is_none() { self.quiet_run.saturating_add(1) } else { 0 };
         // baselines learn from quiet frames only
         if learn && self.active.is_none() && quiet {
-            for (h, &x) in self.hist.iter_mut().zip(s) {
+            for (h, &x) in self.hist.iter_mut().zip(&s.regions).chain([(&mut self.head_hist, &s.head)]) {
                 if h.len() == self.window {
                     h.pop_front();
                 }
@@ -536,8 +657,18 @@ impl State {
             self.stale = true;
         }
         self.recent.push_back(Recent { t, z, eye_ex, expr_ex });
+        self.dirs.push_back(s.dir);
         while self.recent.len() > self.max_len + self.gap + 2 {
             self.recent.pop_front();
+            self.dirs.pop_front();
+        }
+        // the held movement is reported once its return can no longer come (an event that
+        // started in time may still be it)
+        if let Some(h) = &self.held {
+            let until = h.last + self.join;
+            if t > until && self.active.is_none_or(|a| a.start > until) {
+                self.release(cfg, events);
+            }
         }
         match self.active.as_mut() {
             None => {
@@ -625,8 +756,60 @@ impl State {
             if let Ok(iv) = Interval::new(onset, peak.t.clamp(onset, offset), offset) {
                 self.blinks.push(iv);
             }
-        } else if let Some(s) = Spotted::new(onset, peak.t, offset, expr, cfg) {
-            events.push(s);
+        } else if self.join == 0 {
+            if let Some(s) = Spotted::new(onset, peak.t, offset, expr, cfg) {
+                events.push(s);
+            }
+        } else {
+            // the displacement it made, cell by cell: its cell vectors summed over its frames
+            let front = self.recent.front().map_or(0, |r| r.t);
+            let mut dir = vec![0.0f32; self.dirs.back().map_or(0, Vec::len)];
+            for d in (first.t..=last.t).filter_map(|t| t.checked_sub(front).and_then(|i| self.dirs.get(i))) {
+                dir.iter_mut().zip(d).for_each(|(a, x)| *a += x);
+            }
+            let m = Movement { onset, apex: peak.t, offset, first: first.t, last: last.t, peak: expr, dir };
+            self.hold(m, cfg, events);
+        }
+    }
+
+    /// A settled movement waits up to `join` frames for its return: a following movement whose
+    /// summed cell vectors run the opposite way (cosine below −0.5) is the same movement going
+    /// back, and the two are one.
+    fn hold(&mut self, c: Movement, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        if let Some(h) = self.held.take() {
+            let (dot, hh, cc) = h
+                .dir
+                .iter()
+                .zip(&c.dir)
+                .fold((0.0f32, 0.0f32, 0.0f32), |(d, a, b), (x, y)| (d + x * y, a + x * x, b + y * y));
+            let opposite = hh > 0.0 && cc > 0.0 && dot < -0.5 * (hh * cc).sqrt();
+            if opposite && c.first <= h.last + self.join && c.offset < h.onset + self.max_len {
+                // the apex: where the rise ended and the return began
+                let apex = ((h.last + c.first) / 2).saturating_sub(self.shift / 2);
+                self.held = Some(Movement {
+                    onset: h.onset,
+                    apex: apex.clamp(h.onset, c.offset),
+                    offset: c.offset,
+                    first: h.first,
+                    last: c.last,
+                    peak: h.peak.max(c.peak),
+                    dir: Vec::new(),
+                });
+                self.release(cfg, events);
+                return;
+            }
+            self.held = Some(h);
+            self.release(cfg, events);
+        }
+        self.held = Some(c);
+    }
+
+    /// Reports the held movement.
+    fn release(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
+        if let Some(h) = self.held.take() {
+            if let Some(s) = Spotted::new(h.onset, h.apex, h.offset, h.peak, cfg) {
+                events.push(s);
+            }
         }
     }
 
@@ -636,5 +819,29 @@ impl State {
             self.end_warmup(cfg, events);
         }
         self.close(cfg, events);
+        self.release(cfg, events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_of_a_line_and_its_limits() {
+        let x: VecDeque<f32> = (0..10).map(|i| i as f32 * 0.1).collect();
+        // y = 1 + 2 x
+        let y: VecDeque<f32> = x.iter().map(|v| 1.0 + 2.0 * v).collect();
+        assert!((fit_slope(&y, &x, 0.01) - 2.0).abs() < 1e-5);
+        // a signal that falls with head motion has no head-motion part (slope 0, not < 0)
+        let down: VecDeque<f32> = x.iter().map(|v| 1.0 - v).collect();
+        assert_eq!(fit_slope(&down, &x, 0.01), 0.0);
+        // no head motion, head motion below the noise floor, or too few frames: no slope
+        let still = VecDeque::from(vec![0.5f32; 10]);
+        assert_eq!(fit_slope(&y, &still, 0.01), 0.0);
+        let tiny: VecDeque<f32> = x.iter().map(|v| v * 1e-3).collect();
+        assert_eq!(fit_slope(&y, &tiny, 0.01), 0.0);
+        assert!(fit_slope(&y, &tiny, 1e-5) > 1000.0);
+        assert_eq!(fit_slope(&y.iter().take(5).copied().collect(), &x, 0.01), 0.0);
     }
 }
