@@ -220,3 +220,26 @@ name = "regional"
         assert!(inside, "no movement spotted in the blink-and-smile span: {video}");
     }
 }
+
+/// The held-out example names what it measures: seeds 300-329 of both groups, the regional
+/// spotter as it is, and the same spotter without the three options its comment lists.
+#[test]
+fn the_held_out_example_says_what_it_compares() {
+    use mex::flow::spot::{HeadMotion, SpotMethod, SpotterConfig};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/experiments/spotting_heldout.toml");
+    let cfg = ExperimentConfig::from_file(&path).unwrap();
+    assert_eq!(cfg.seed, 300);
+    let videos = mex::experiment::spotting::load_videos(&cfg.dataset, cfg.seed).unwrap();
+    assert_eq!(videos.len(), 60);
+    assert!(
+        videos.iter().any(|v| v.id == "30fps/seed300") && videos.iter().any(|v| v.id == "200fps/seed329")
+    );
+    let spotter = |i: usize| cfg.variants[i].spotter.clone().unwrap_or_default();
+    assert_eq!(spotter(0), SpotterConfig::default());
+    let plain = spotter(1);
+    assert_eq!(plain.head_motion, HeadMotion::Similarity { step: 4 });
+    let SpotMethod::Regional(r) = &plain.method else { panic!("{plain:?}") };
+    assert!(r.join_s == 0.0 && !r.head_regression);
+    plain.build().unwrap();
+}
