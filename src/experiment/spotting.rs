@@ -419,7 +419,8 @@ pub struct VideoSpots {
     pub intervals: Vec<SpottedInterval>,
     /// Blinks the spotter set aside (first and last frame numbers).
     pub blinks: Vec<(usize, usize)>,
-    /// Wall time of alignment and spotting, seconds.
+    /// Time of alignment and spotting, seconds (when several variants are spotted in one pass,
+    /// the pass's alignment plus this variant's spotting).
     pub seconds: f64,
 }
 
@@ -431,50 +432,94 @@ pub fn spot_video(
     crop_size: u32,
     batch: usize,
 ) -> Result<VideoSpots> {
+    let (mut spots, _) = spot_video_with(v, std::slice::from_ref(spotter), crop_size, batch)?;
+    spots.pop().ok_or_else(|| Error::Invalid("no spotter".into()))
+}
+
+/// Runs several spotters over one video in one pass: every frame is rendered or read and
+/// aligned once, then pushed to each spotter (in batches of `batch`). Returns each spotter's
+/// spots, whose `seconds` are the pass's alignment time plus that spotter's own time (what it
+/// would take alone), and the pass's wall time.
+pub fn spot_video_with(
+    v: &LongVideo,
+    spotters: &[SpotterConfig],
+    crop_size: u32,
+    batch: usize,
+) -> Result<(Vec<VideoSpots>, f64)> {
     let t0 = Instant::now();
-    let cfg = spotter_for(spotter, v.fps);
-    let mut sp = cfg.build().map_err(|e| Error::stage("flow", v.id.clone(), e))?;
+    let flow_err = |e: mex_flow::Error| Error::stage("flow", v.id.clone(), e);
+    let mut sps = spotters
+        .iter()
+        .map(|s| spotter_for(s, v.fps).build().map_err(flow_err))
+        .collect::<Result<Vec<_>>>()?;
     let aligner = AlignConfig { size: crop_size, ..AlignConfig::default() }
         .build()
         .map_err(|e| Error::stage("align", "aligner", e))?;
     let batch = batch.max(1);
-    let mut events = Vec::new();
-    let mut blinks = Vec::new();
+    let n = sps.len();
+    let mut events = vec![Vec::new(); n];
+    let mut spent = vec![0.0f64; n];
+    // one batch to every spotter (the last one takes the frames, the others a copy)
+    let mut push = |frames: Vec<GrayF32>, sps: &mut [mex_flow::spot::Spotter]| -> Result<()> {
+        let mut frames = Some(frames);
+        for (i, sp) in sps.iter_mut().enumerate() {
+            let t = Instant::now();
+            let batch = if i + 1 == n {
+                frames.take().unwrap_or_default()
+            } else {
+                frames.clone().unwrap_or_default()
+            };
+            sp.push_batch(batch).map_err(flow_err)?;
+            events[i].extend(sp.take_events());
+            spent[i] += t.elapsed().as_secs_f64();
+        }
+        Ok(())
+    };
     let mut numbers: Vec<usize> = Vec::new();
-    let flow_err = |e: mex_flow::Error| Error::stage("flow", v.id.clone(), e);
     let mut buf = Vec::with_capacity(batch);
-    for_each_aligned(v, &aligner, crop_size, |a, n| {
+    for_each_aligned(v, &aligner, crop_size, |a, num| {
         buf.push(a);
-        numbers.push(n);
+        numbers.push(num);
         if buf.len() == batch {
-            sp.push_batch(std::mem::take(&mut buf)).map_err(flow_err)?;
-            events.extend(sp.take_events());
+            push(std::mem::take(&mut buf), &mut sps)?;
         }
         Ok(())
     })?;
-    sp.push_batch(buf).map_err(flow_err)?;
-    events.extend(sp.finish());
-    blinks.extend(sp.take_blinks());
+    push(buf, &mut sps)?;
+    let mut blinks = Vec::with_capacity(n);
+    for (i, sp) in sps.iter_mut().enumerate() {
+        let t = Instant::now();
+        events[i].extend(sp.finish());
+        blinks.push(sp.take_blinks());
+        spent[i] += t.elapsed().as_secs_f64();
+    }
+    let pass = t0.elapsed().as_secs_f64();
+    let shared = (pass - spent.iter().sum::<f64>()).max(0.0);
     let num = |i: usize| numbers.get(i).copied().unwrap_or(i);
-    let intervals = events
+    let spots = events
         .iter()
-        .map(|e| SpottedInterval {
-            kind: match e.kind {
-                MovementKind::Micro => ExpressionType::Micro,
-                MovementKind::Macro => ExpressionType::Macro,
-            },
-            onset: num(e.interval.onset),
-            apex: num(e.interval.apex),
-            offset: num(e.interval.offset),
+        .zip(&blinks)
+        .zip(&spent)
+        .map(|((events, blinks), spent)| VideoSpots {
+            video: v.id.clone(),
+            frames: numbers.len(),
+            intervals: events
+                .iter()
+                .map(|e| SpottedInterval {
+                    kind: match e.kind {
+                        MovementKind::Micro => ExpressionType::Micro,
+                        MovementKind::Macro => ExpressionType::Macro,
+                    },
+                    onset: num(e.interval.onset),
+                    apex: num(e.interval.apex),
+                    offset: num(e.interval.offset),
+                })
+                .collect(),
+            blinks: blinks.iter().map(|b| (num(b.onset), num(b.offset))).collect(),
+            seconds: shared + spent,
         })
         .collect();
-    Ok(VideoSpots {
-        video: v.id.clone(),
-        frames: numbers.len(),
-        intervals,
-        blinks: blinks.iter().map(|b| (num(b.onset), num(b.offset))).collect(),
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok((spots, pass))
 }
 
 /// Renders (synthetic) or reads (files) every frame of `v` in order, aligns it to the canonical
@@ -613,7 +658,9 @@ pub struct SpotVariantReport {
     pub blinks_set_aside: u64,
     /// Frames processed.
     pub frames: u64,
-    /// Frames per second of wall time (alignment and spotting, videos in parallel).
+    /// Frames per second of wall time (alignment and spotting, videos in parallel). Variants
+    /// spotted in one pass share its wall time in proportion to their `seconds` (alignment
+    /// counted for each): what the variant would take alone.
     pub frames_per_s: f64,
 }
 
@@ -852,33 +899,43 @@ pub fn run_spotting(
 ) -> Result<SpotReport> {
     let videos = load_videos(&cfg.dataset, cfg.seed)?;
     let dir = out.join("spots");
+    let path = |name: &str| dir.join(format!("{name}.json"));
+    // the variants without saved spots are spotted together, one pass over each video
+    let todo: Vec<usize> =
+        (0..cfg.variants.len()).filter(|&i| !path(&cfg.variants[i].name).exists()).collect();
+    if !todo.is_empty() {
+        if progress {
+            let names: Vec<&str> = todo.iter().map(|&i| cfg.variants[i].name.as_str()).collect();
+            eprintln!("{}: spotting {} videos", names.join(", "), videos.len());
+        }
+        let spotters: Vec<SpotterConfig> =
+            todo.iter().map(|&i| cfg.variants[i].spotter.clone().unwrap_or_default()).collect();
+        let t0 = Instant::now();
+        let per_video: Vec<(Vec<VideoSpots>, f64)> = videos
+            .par_iter()
+            .map(|video| spot_video_with(video, &spotters, task.crop_size, task.batch))
+            .collect::<Result<_>>()?;
+        let wall = t0.elapsed().as_secs_f64();
+        let passes: f64 = per_video.iter().map(|(_, p)| p).sum();
+        for (k, &i) in todo.iter().enumerate() {
+            let vs: Vec<VideoSpots> = per_video.iter().map(|(s, _)| s[k].clone()).collect();
+            let own: f64 = vs.iter().map(|s| s.seconds).sum();
+            let wall_s = if passes > 0.0 { wall * own / passes } else { wall };
+            write_json_atomic(&path(&cfg.variants[i].name), &SavedSpots { videos: vs, wall_s })?;
+        }
+    }
     let mut spots = Vec::with_capacity(cfg.variants.len());
     for v in &cfg.variants {
-        let path = dir.join(format!("{}.json", v.name));
-        let spotter = v.spotter.clone().unwrap_or_default();
-        let (vs, wall): (Vec<VideoSpots>, f64) = if path.exists() {
-            let saved: SavedSpots = read_json(&path)?;
-            (saved.videos, saved.wall_s)
-        } else {
-            if progress {
-                eprintln!("{}: spotting {} videos", v.name, videos.len());
-            }
-            let t0 = Instant::now();
-            let vs: Vec<VideoSpots> = videos
-                .par_iter()
-                .map(|video| spot_video(video, &spotter, task.crop_size, task.batch))
-                .collect::<Result<_>>()?;
-            let wall = t0.elapsed().as_secs_f64();
-            write_json_atomic(&path, &SavedSpots { videos: vs.clone(), wall_s: wall })?;
-            (vs, wall)
-        };
+        let path = path(&v.name);
+        let saved: SavedSpots = read_json(&path)?;
+        let vs = saved.videos;
         if vs.len() != videos.len() || vs.iter().zip(&videos).any(|(s, v)| s.video != v.id) {
             return Err(Error::Invalid(format!(
                 "{} does not hold the spots of this experiment's videos; delete it to rerun",
                 path.display()
             )));
         }
-        spots.push((v.name.clone(), vs, wall));
+        spots.push((v.name.clone(), vs, saved.wall_s));
     }
     let report = build_spot_report(cfg, task, &videos, &spots)?;
     write_json_atomic(&out.join("report.json"), &report)?;
@@ -895,6 +952,31 @@ struct SavedSpots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_spots_as_separate_passes_do() {
+        // one short synthetic video, two spotters: pushed the same frames in one pass, each finds
+        // what it finds alone
+        let spec = SynthLongSpec {
+            seeds: 1,
+            groups: vec![SynthLongGroup { fps: 30.0, duration_s: 4.0, n_micro: 1, n_macro: 1 }],
+            ..SynthLongSpec::default()
+        };
+        let videos = load_videos(&DatasetSpec::SyntheticLong(spec), 7).unwrap();
+        let a = SpotterConfig::default();
+        let b = SpotterConfig::default().with_method(mex_flow::spot::SpotMethod::Global);
+        let (both, pass) = spot_video_with(&videos[0], &[a.clone(), b.clone()], 64, 16).unwrap();
+        let alone =
+            [spot_video(&videos[0], &a, 64, 16).unwrap(), spot_video(&videos[0], &b, 64, 16).unwrap()];
+        for (x, y) in both.iter().zip(&alone) {
+            assert_eq!(
+                (&x.video, x.frames, &x.intervals, &x.blinks),
+                (&y.video, y.frames, &y.intervals, &y.blinks)
+            );
+            assert!(x.seconds > 0.0 && x.seconds <= pass);
+        }
+        assert!(!both[0].intervals.is_empty() && both[0].intervals != both[1].intervals, "{both:?}");
+    }
 
     #[test]
     fn numbered_frames_sort_by_number() {
