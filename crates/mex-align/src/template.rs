@@ -27,18 +27,9 @@ pub fn template_68() -> Vec<Point2> {
         .collect()
 }
 
-/// Reduces 68 iBUG points to MTCNN's five (eye centres, nose tip, mouth corners).
-pub fn five_from_68(p: &[Point2]) -> Option<[Point2; 5]> {
-    if p.len() != 68 {
-        return None;
-    }
-    let mean = |r: std::ops::Range<usize>| {
-        let n = r.len() as f32;
-        let (sx, sy) = r.fold((0.0, 0.0), |(sx, sy), i| (sx + p[i].x, sy + p[i].y));
-        Point2::new(sx / n, sy / n)
-    };
-    Some([mean(36..42), mean(42..48), p[30], p[48], p[54]])
-}
+/// Reduces 68 iBUG points to MTCNN's five (eye centres, nose tip, mouth corners); re-exported
+/// from `mex-core`.
+pub use mex_core::five_from_68;
 
 /// The 5-point template (derived from the 68-point one), in `[0, 1]²` coordinates.
 pub fn template_5() -> Vec<Point2> {

@@ -289,6 +289,29 @@ impl Similarity {
     }
 }
 
+/// Reduces 68 iBUG 300-W points to MTCNN's five: the eye centres (means of points 36-41 and
+/// 42-47), the nose tip (30) and the mouth corners (48, 54), in image-left to image-right order.
+/// `None` unless `p` holds 68 points.
+///
+/// ```
+/// use mex_core::{five_from_68, Point2};
+/// let p: Vec<Point2> = (0..68).map(|i| Point2::new(i as f32, 0.0)).collect();
+/// let f = five_from_68(&p).unwrap();
+/// assert_eq!((f[0].x, f[1].x, f[2].x, f[3].x, f[4].x), (38.5, 44.5, 30.0, 48.0, 54.0));
+/// assert!(five_from_68(&p[..5]).is_none());
+/// ```
+pub fn five_from_68(p: &[Point2]) -> Option<[Point2; 5]> {
+    if p.len() != 68 {
+        return None;
+    }
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        let (sx, sy) = r.fold((0.0, 0.0), |(sx, sy), i| (sx + p[i].x, sy + p[i].y));
+        Point2::new(sx / n, sy / n)
+    };
+    Some([mean(36..42), mean(42..48), p[30], p[48], p[54]])
+}
+
 /// Left/right counterpart of every 68-point index (iBUG 300-W order); points on the midline map
 /// to themselves.
 pub const MIRROR_68: [usize; 68] = [

@@ -71,6 +71,8 @@ pub use frame::{
     decode_image_limited, gray_f32_from_dynamic, gray_f32_from_luma8, gray_f32_from_rgb8, gray_f32_to_luma8,
     GrayF32, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
 };
-pub use geometry::{BBox, LandmarkScheme, Landmarks, Point2, Similarity, MIRROR_68, OPENFACE_MEAN_FACE_68};
+pub use geometry::{
+    five_from_68, BBox, LandmarkScheme, Landmarks, Point2, Similarity, MIRROR_68, OPENFACE_MEAN_FACE_68,
+};
 pub use interval::{frame_iou, Interval};
 pub use labels::ClassSet;

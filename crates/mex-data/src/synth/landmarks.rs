@@ -47,13 +47,9 @@ fn template_points() -> Vec<Point2> {
     OPENFACE_TEMPLATE.iter().map(|&(x, y)| Point2::new(x as f32, y as f32)).collect()
 }
 
+/// The five points of 68 (the callers' sets always hold 68).
 fn five_of(p: &[Point2]) -> [Point2; 5] {
-    let mean = |r: std::ops::Range<usize>| {
-        let n = r.len() as f32;
-        let (sx, sy) = r.fold((0.0, 0.0), |(sx, sy), i| (sx + p[i].x, sy + p[i].y));
-        Point2::new(sx / n, sy / n)
-    };
-    [mean(36..42), mean(42..48), p[30], p[48], p[54]]
+    mex_core::five_from_68(p).unwrap_or_default()
 }
 
 /// The neutral 68 landmarks of a face geometry (module docs).
