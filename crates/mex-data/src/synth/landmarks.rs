@@ -404,10 +404,8 @@ impl LandmarkTrack {
     /// Head rotation (radians) and translation (pixels) at frame `t`.
     pub fn head(&self, t: usize) -> (f32, f32, f32) {
         let h = &self.cfg.head;
-        let w = 2.0 * PI * h.frequency_hz * t as f32 / self.cfg.fps;
-        let p = &self.phases;
-        let wave = |i: usize| 0.6 * (w + p[i]).sin() + 0.4 * (2.3 * w + p[i + 1]).sin();
-        (h.rotation_deg.to_radians() * wave(0), h.translation_px * wave(2), h.translation_px * wave(4))
+        let [a, b, c] = super::render::head_waves(h.frequency_hz, t, self.cfg.fps, &self.phases);
+        (h.rotation_deg.to_radians() * a, h.translation_px * b, h.translation_px * c)
     }
 
     fn exact(&self, t: usize) -> Vec<Point2> {

@@ -90,6 +90,14 @@ impl HeadMotion {
     }
 }
 
+/// Three smooth head-motion waves of peak at most 1 at frame `t` of a clip at `fps`: each a sum
+/// of two sinusoids (`frequency_hz` and 2.3 times it) with the phases `p[2i]`, `p[2i + 1]`.
+pub(crate) fn head_waves(frequency_hz: f32, t: usize, fps: f32, p: &[f32]) -> [f32; 3] {
+    let w = 2.0 * PI * frequency_hz * t as f32 / fps;
+    let wave = |i: usize| 0.6 * (w + p[i]).sin() + 0.4 * (2.3 * w + p[i + 1]).sin();
+    [wave(0), wave(2), wave(4)]
+}
+
 /// Rendering settings shared by every clip of a generator.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SynthConfig {
@@ -705,10 +713,8 @@ impl SynthClip {
     /// Head translation `(tx, ty)` in pixels and rotation in radians at frame `t`.
     pub fn head(&self, t: usize) -> (f32, f32, f32) {
         let h = &self.cfg.head;
-        let w = 2.0 * PI * h.frequency_hz * t as f32 / self.cfg.fps;
-        let p = &self.phases;
-        let wave = |i: usize| 0.6 * (w + p[i]).sin() + 0.4 * (2.3 * w + p[i + 1]).sin();
-        (h.translation_px * wave(0), h.translation_px * wave(2), h.rotation_deg.to_radians() * wave(4))
+        let [a, b, c] = head_waves(h.frequency_hz, t, self.cfg.fps, &self.phases);
+        (h.translation_px * a, h.translation_px * b, h.rotation_deg.to_radians() * c)
     }
 
     /// Illumination factor at pixel `(x, y)` of frame `t`.
