@@ -299,19 +299,12 @@ impl Mtcnn {
                 48,
                 |c| self.onet.run(c),
                 |b, o| {
-                    let score = o[14];
-                    if score > thresh {
-                        let wi = b[2] - b[0] + 1.0;
-                        let hi = b[3] - b[1] + 1.0;
-                        let pts = (0..5)
-                            .map(|j| Point2::new(wi * o[4 + j] + b[0] - 1.0, hi * o[9 + j] + b[1] - 1.0))
-                            .collect();
-                        let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
-                        bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                    if let Some((c, p)) = decode_onet(b, o, thresh) {
+                        let pts = (0..5).map(|j| Point2::new(p[2 * j], p[2 * j + 1])).collect();
                         match Landmarks::new(LandmarkScheme::Five, pts) {
                             Ok(landmarks) => found.push((
                                 b[5] as usize,
-                                Face { bbox: BBox::new(c[0], c[1], c[2], c[3]), score, landmarks },
+                                Face { bbox: BBox::new(c[0], c[1], c[2], c[3]), score: c[4], landmarks },
                             )),
                             Err(e) => err = Some(e),
                         }
@@ -459,17 +452,7 @@ impl Mtcnn {
             48,
             |c| self.onet.run(c),
             |b, o| {
-                let score = o[14];
-                if score > self.config.thresholds[2] {
-                    let wi = b[2] - b[0] + 1.0;
-                    let hi = b[3] - b[1] + 1.0;
-                    let mut p = [0.0f32; 10];
-                    for j in 0..5 {
-                        p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
-                        p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
-                    }
-                    let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
-                    bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+                if let Some((c, p)) = decode_onet(b, o, self.config.thresholds[2]) {
                     cands.push(c);
                     points.push(p);
                 }
@@ -492,6 +475,25 @@ impl Mtcnn {
         }
         Ok(faces)
     }
+}
+
+/// O-Net's output `o` for the crop of candidate `b`: when its score exceeds `thresh`, the
+/// regressed box (score in slot 4) and the five landmarks `[x0, y0, .., x4, y4]` in pixels.
+fn decode_onet(b: Cand, o: &[f32], thresh: f32) -> Option<(Cand, [f32; 10])> {
+    let score = o[14];
+    if score <= thresh {
+        return None;
+    }
+    let wi = b[2] - b[0] + 1.0;
+    let hi = b[3] - b[1] + 1.0;
+    let mut p = [0.0f32; 10];
+    for j in 0..5 {
+        p[2 * j] = wi * o[4 + j] + b[0] - 1.0;
+        p[2 * j + 1] = hi * o[9 + j] + b[1] - 1.0;
+    }
+    let mut c = [b[0], b[1], b[2], b[3], score, 0.0, 0.0, 0.0, 0.0];
+    bbreg(&mut c, [o[0], o[1], o[2], o[3]]);
+    Some((c, p))
 }
 
 /// A face found on a downscaled image, back in input pixels.
