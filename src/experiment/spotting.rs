@@ -890,7 +890,9 @@ pub fn spot_markdown(r: &SpotReport) -> String {
 }
 
 /// Runs a spotting experiment into `out`: each variant's spots are written to
-/// `out/spots/<variant>.json` (a rerun reuses them), then `report.json` and `report.md`.
+/// `out/spots/<variant>.json` (a rerun reuses them) and, as `video,onset,offset,type` CSV (the
+/// columns `mex metrics spot` reads), to `out/spots/<variant>.csv`, the ground truth to
+/// `out/truth.csv`; then `report.json` and `report.md`.
 pub fn run_spotting(
     cfg: &ExperimentConfig,
     task: &SpottingTask,
@@ -937,10 +939,31 @@ pub fn run_spotting(
         }
         spots.push((v.name.clone(), vs, saved.wall_s));
     }
+    // the intervals as CSV (`video,onset,offset,type`, what `mex metrics spot` reads)
+    let truth =
+        videos.iter().flat_map(|v| v.truth.iter().map(|&(k, s)| (v.id.as_str(), s.onset, s.offset, k)));
+    write_atomic(&out.join("truth.csv"), &intervals_csv(truth)?)?;
+    for (name, vs, _) in &spots {
+        let rows =
+            vs.iter().flat_map(|s| s.intervals.iter().map(|i| (s.video.as_str(), i.onset, i.offset, i.kind)));
+        write_atomic(&path(name).with_extension("csv"), &intervals_csv(rows)?)?;
+    }
     let report = build_spot_report(cfg, task, &videos, &spots)?;
     write_json_atomic(&out.join("report.json"), &report)?;
     write_atomic(&out.join("report.md"), spot_markdown(&report).as_bytes())?;
     Ok(report)
+}
+
+/// Intervals as CSV with the header `video,onset,offset,type`.
+fn intervals_csv<'a>(rows: impl Iterator<Item = (&'a str, usize, usize, ExpressionType)>) -> Result<Vec<u8>> {
+    let csv_err = |e: csv::Error| Error::Invalid(format!("writing intervals as CSV: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["video", "onset", "offset", "type"]).map_err(csv_err)?;
+    for (video, onset, offset, kind) in rows {
+        w.write_record([video, &onset.to_string(), &offset.to_string(), &kind.to_string()])
+            .map_err(csv_err)?;
+    }
+    w.into_inner().map_err(|e| Error::Invalid(format!("writing intervals as CSV: {e}")))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

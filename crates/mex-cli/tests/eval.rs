@@ -78,3 +78,70 @@ fn malformed_configs_exit_2_naming_file_and_field() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
 }
+
+/// A spotting experiment writes its intervals as `video,onset,offset,type` CSV; `mex metrics
+/// spot` on those files counts what the experiment's report counts (an independent path: the
+/// CLI's CSV reader and one evaluation over every video against the report's per-video scoring).
+#[test]
+fn spotting_csvs_score_as_the_report_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("spot.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+name = "tiny-spot-cli"
+seed = 400
+[task]
+kind = "spotting"
+[dataset]
+kind = "synthetic_long"
+seeds = 2
+[[dataset.groups]]
+fps = 30.0
+duration_s = 10.0
+n_micro = 2
+n_macro = 1
+[evaluation]
+bootstrap = 20
+[[variants]]
+name = "regional"
+[[variants]]
+name = "global"
+spotter = { method = { kind = "global" } }
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = mex()
+        .args(["eval", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let truth = std::fs::read_to_string(out.join("truth.csv")).unwrap();
+    assert!(truth.starts_with("video,onset,offset,type\n30fps/seed400,"), "{truth}");
+    assert_eq!(truth.lines().count(), 1 + 2 * 3);
+    for v in report["variants"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let pred = out.join("spots").join(format!("{name}.csv"));
+        let o = mex()
+            .args(["metrics", "spot", "--json", "--gt"])
+            .arg(out.join("truth.csv"))
+            .arg("--pred")
+            .arg(&pred)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        for (kind, key) in [("micro", "micro"), ("macro", "macro_")] {
+            let (a, b) = (&m["per_type"][kind], &v[key]["counts"]);
+            let counts = |x: &serde_json::Value, f: &str| x[f].as_u64();
+            assert_eq!(
+                (counts(a, "tp"), counts(a, "fp"), counts(a, "fn")),
+                (counts(b, "tp"), counts(b, "fp"), counts(b, "fn")),
+                "{name} {kind}: {m} vs {v}"
+            );
+        }
+    }
+}
