@@ -17,7 +17,9 @@
 //!   offset) are one event. A part of an event (a hump between minima of the signal) whose
 //!   motion is clearly stronger in an eye region than in every expression region is a blink:
 //!   it is set aside ([`Spotter::take_blinks`]), not reported as an expression, and the other
-//!   parts stay movements. See [`RegionalConfig`].
+//!   parts stay movements. Baselines follow the head motion (the flow's error grows with it),
+//!   and a slow movement seen as two (its rise, then its return after a stop at the apex) is
+//!   joined back into one. See [`RegionalConfig`].
 //! * [`SpotMethod::Global`]: the earlier single-signal spotter (mean flow magnitude over the
 //!   whole crop or `roi`, one robust threshold, runs of active frames). Kept unchanged for
 //!   comparison.
@@ -39,7 +41,8 @@
 //! movement that ends at frame `f` lasts until `f + k - 1`), apex at the largest smoothed
 //! signal, classified as a micro-movement when it lasts at most `micro_max_s` seconds.
 //!
-//! Memory is bounded by `k + 1` frames and `window` signal values (MDMD: `2 k + 1` frames).
+//! Memory is bounded by `k + 1` frames and `window` signal values (MDMD: `2 k + 1` frames;
+//! regional: also the cell vectors of the longest event, `max_event_s`).
 
 mod mdmd;
 mod regional;
