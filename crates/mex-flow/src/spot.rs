@@ -1021,8 +1021,14 @@ mod tests {
             RegionalConfig { widen: 2.0, ..Default::default() },
             RegionalConfig { warmup_s: -1.0, ..Default::default() },
             RegionalConfig { warmup_s: f64::INFINITY, ..Default::default() },
+            RegionalConfig { join_s: -0.5, ..Default::default() },
+            RegionalConfig { join_s: f64::NAN, ..Default::default() },
+            RegionalConfig { join_s: 1e9, ..Default::default() },
         ] {
             assert!(SpotterConfig::default().with_method(SpotMethod::Regional(bad)).build().is_err());
+        }
+        for step in [HeadMotion::Similarity { step: 0 }, HeadMotion::TrimmedSimilarity { step: 0 }] {
+            assert!(SpotterConfig { head_motion: step, ..Default::default() }.build().is_err());
         }
         let bad_mdmd = MdmdConfig { p: 1.5, ..Default::default() };
         assert!(SpotterConfig::default().with_method(SpotMethod::Mdmd(bad_mdmd)).build().is_err());
