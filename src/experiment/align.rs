@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use mex_align::{AlignConfig, Aligner, Mtcnn};
-use mex_core::GrayF32;
+use mex_core::{GrayF32, Similarity};
 
 /// Detects the face of an onset frame and warps an (onset, apex) pair into the canonical crop.
 #[derive(Debug)]
@@ -31,15 +31,21 @@ impl OnsetAligner {
         Ok(Self { detector, aligner })
     }
 
-    /// Aligns both frames with the transform of the onset's most confident face.
-    pub fn align_pair(&self, onset: &GrayF32, apex: &GrayF32) -> Result<(GrayF32, GrayF32)> {
+    /// The transform that aligns the most confident face of `frame` (`what` names the frame in
+    /// errors).
+    pub fn transform(&self, frame: &GrayF32, what: &str) -> Result<Similarity> {
         let faces =
-            self.detector.detect_rgb(&gray_to_rgb8(onset)).map_err(|e| Error::stage("align", "onset", e))?;
+            self.detector.detect_rgb(&gray_to_rgb8(frame)).map_err(|e| Error::stage("align", what, e))?;
         let face = faces
             .iter()
             .max_by(|a, b| a.score.total_cmp(&b.score))
-            .ok_or_else(|| Error::stage("align", "onset", "no face found"))?;
-        let t = self.aligner.transform(&face.landmarks).map_err(|e| Error::stage("align", "onset", e))?;
+            .ok_or_else(|| Error::stage("align", what, "no face found"))?;
+        self.aligner.transform(&face.landmarks).map_err(|e| Error::stage("align", what, e))
+    }
+
+    /// Aligns both frames with the transform of the onset's most confident face.
+    pub fn align_pair(&self, onset: &GrayF32, apex: &GrayF32) -> Result<(GrayF32, GrayF32)> {
+        let t = self.transform(onset, "onset")?;
         let a = self.aligner.warp_gray(onset, &t).map_err(|e| Error::stage("align", "onset", e))?;
         let b = self.aligner.warp_gray(apex, &t).map_err(|e| Error::stage("align", "apex", e))?;
         Ok((a, b))

@@ -18,7 +18,7 @@ use super::config::{DatasetSpec, ExperimentConfig};
 use super::report::Provenance;
 use crate::io::{read_json, write_atomic, write_json_atomic};
 use crate::{Error, Result};
-use mex_align::{AlignConfig, Mtcnn};
+use mex_align::AlignConfig;
 use mex_core::GrayF32;
 use mex_data::synth::{EventKind, HeadMotion, LongVideoConfig, SubjectStyle, SynthConfig};
 use mex_flow::spot::{MovementKind, SpotterConfig};
@@ -557,18 +557,8 @@ fn for_each_aligned(
                 let t = match &transform {
                     Some(t) => t,
                     None => {
-                        let det = Mtcnn::new().map_err(|e| Error::stage("align", "MTCNN", e))?;
-                        let faces = det
-                            .detect_rgb(&super::align::gray_to_rgb8(&g))
-                            .map_err(|e| Error::stage("align", p.display().to_string(), e))?;
-                        let face = faces
-                            .iter()
-                            .max_by(|a, b| a.score.total_cmp(&b.score))
-                            .ok_or_else(|| Error::stage("align", p.display().to_string(), "no face found"))?;
-                        let t = aligner
-                            .transform(&face.landmarks)
-                            .map_err(|e| Error::stage("align", v.id.clone(), e))?;
-                        transform.insert(t)
+                        let onset = super::align::OnsetAligner::new(crop_size)?;
+                        transform.insert(onset.transform(&g, &p.display().to_string())?)
                     }
                 };
                 f(warp(&g, t, &|| p.display().to_string())?, *n)?;
@@ -905,6 +895,7 @@ pub fn run_spotting(
     // the variants without saved spots are spotted together, one pass over each video
     let todo: Vec<usize> =
         (0..cfg.variants.len()).filter(|&i| !path(&cfg.variants[i].name).exists()).collect();
+    let mut fresh: Vec<Option<SavedSpots>> = vec![None; cfg.variants.len()];
     if !todo.is_empty() {
         if progress {
             let names: Vec<&str> = todo.iter().map(|&i| cfg.variants[i].name.as_str()).collect();
@@ -919,17 +910,25 @@ pub fn run_spotting(
             .collect::<Result<_>>()?;
         let wall = t0.elapsed().as_secs_f64();
         let passes: f64 = per_video.iter().map(|(_, p)| p).sum();
-        for (k, &i) in todo.iter().enumerate() {
-            let vs: Vec<VideoSpots> = per_video.iter().map(|(s, _)| s[k].clone()).collect();
+        let mut by_variant = vec![Vec::with_capacity(videos.len()); todo.len()];
+        for (spots, _) in per_video {
+            by_variant.iter_mut().zip(spots).for_each(|(vs, s)| vs.push(s));
+        }
+        for (&i, vs) in todo.iter().zip(by_variant) {
             let own: f64 = vs.iter().map(|s| s.seconds).sum();
             let wall_s = if passes > 0.0 { wall * own / passes } else { wall };
-            write_json_atomic(&path(&cfg.variants[i].name), &SavedSpots { videos: vs, wall_s })?;
+            let saved = SavedSpots { videos: vs, wall_s };
+            write_json_atomic(&path(&cfg.variants[i].name), &saved)?;
+            fresh[i] = Some(saved);
         }
     }
     let mut spots = Vec::with_capacity(cfg.variants.len());
-    for v in &cfg.variants {
+    for (v, fresh) in cfg.variants.iter().zip(fresh) {
         let path = path(&v.name);
-        let saved: SavedSpots = read_json(&path)?;
+        let saved: SavedSpots = match fresh {
+            Some(s) => s,
+            None => read_json(&path)?,
+        };
         let vs = saved.videos;
         if vs.len() != videos.len() || vs.iter().zip(&videos).any(|(s, v)| s.video != v.id) {
             return Err(Error::Invalid(format!(

@@ -403,12 +403,9 @@ fn compensate<'a>(
             *comp = crate::features::subtract_patch_mean(flow, x, y, half)?;
             comp
         }
-        HeadMotion::Similarity { step } => {
-            remove_similarity_into(flow, roi, step, None, &mut fit.src, &mut fit.dst, comp)?;
-            comp
-        }
-        HeadMotion::TrimmedSimilarity { step } => {
-            remove_similarity_into(flow, roi, step, Some(&mut fit.trim), &mut fit.src, &mut fit.dst, comp)?;
+        HeadMotion::Similarity { step } | HeadMotion::TrimmedSimilarity { step } => {
+            let trim = matches!(head_motion, HeadMotion::TrimmedSimilarity { .. }).then_some(&mut fit.trim);
+            remove_similarity_into(flow, roi, step, trim, &mut fit.src, &mut fit.dst, comp)?;
             comp
         }
     })

@@ -343,8 +343,15 @@ struct Movement {
     last: usize,
     /// Largest expression-region excess, pixels.
     peak: f32,
-    /// The expression cells' vectors summed over its frames (empty once joined).
+    /// The expression cells' vectors summed over its frames.
     dir: Vec<f32>,
+}
+
+impl Movement {
+    /// The movement as reported (`None` when too short).
+    fn spotted(&self, cfg: &SpotterConfig) -> Option<Spotted> {
+        Spotted::new(self.onset, self.apex, self.offset, self.peak, cfg)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -536,25 +543,40 @@ impl State {
         }
         let n = self.smooth as f32;
         regions.iter_mut().for_each(|a| *a /= n);
-        let (ct, centre) = &self.raw[self.smooth / 2];
-        let avg = Signals { regions, dir: centre.dir.clone(), head: head / n };
-        self.observe(*ct, avg, cfg, events);
+        // every frame is the centre once: its cell vectors move on
+        let (ct, centre) = &mut self.raw[self.smooth / 2];
+        let (ct, dir) = (*ct, std::mem::take(&mut centre.dir));
+        self.observe(ct, Signals { regions, dir, head: head / n }, cfg, events);
     }
 
     /// Recomputes the baselines on their schedule (every `base_every` frames), only when a
     /// history has changed since: while an event runs the histories are frozen.
     fn refresh_baselines(&mut self) {
         if self.stale {
-            for ((h, b), slope) in self.hist.iter().zip(self.base.iter_mut()).zip(self.slope.iter_mut()) {
-                *slope = if self.head_regression { fit_slope(h, &self.head_hist, self.floor) } else { 0.0 };
-                self.residual.clear();
-                self.residual.extend(h.iter().zip(&self.head_hist).map(|(&x, &v)| x - *slope * v));
-                *b = super::robust_stats(&self.residual, &mut self.buf)
+            self.fit_slopes();
+            for i in 0..self.hist.len() {
+                self.detrend(i);
+                self.base[i] = super::robust_stats(&self.residual, &mut self.buf)
                     .map(|(m, mad)| (m, (1.4826 * mad).max(self.floor)));
             }
             self.stale = false;
         }
         self.since_refresh = 0;
+    }
+
+    /// Each region's baseline slope in the head motion, fitted to its history (0 without
+    /// `head_regression`).
+    fn fit_slopes(&mut self) {
+        for (h, slope) in self.hist.iter().zip(self.slope.iter_mut()) {
+            *slope = if self.head_regression { fit_slope(h, &self.head_hist, self.floor) } else { 0.0 };
+        }
+    }
+
+    /// Region `i`'s history less its head-motion part, into `residual`.
+    fn detrend(&mut self, i: usize) {
+        let slope = self.slope[i];
+        self.residual.clear();
+        self.residual.extend(self.hist[i].iter().zip(&self.head_hist).map(|(&x, &v)| x - slope * v));
     }
 
     fn observe(&mut self, t: usize, s: Signals, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
@@ -585,30 +607,23 @@ impl State {
         // A first baseline from the lower quantiles (a movement may fill most of the warm-up):
         // for Gaussian noise the 5th and 25th percentiles lie 1.645 and 0.674 sigma below the
         // median.
-        let slopes: Vec<f32> = self
-            .hist
-            .iter()
-            .map(|h| if self.head_regression { fit_slope(h, &self.head_hist, self.floor) } else { 0.0 })
-            .collect();
-        let first: Vec<(f32, f32)> = self
-            .hist
-            .iter()
-            .zip(&slopes)
-            .map(|(h, &slope)| {
-                let mut v: Vec<f32> = h.iter().zip(&self.head_hist).map(|(&x, &v)| x - slope * v).collect();
-                v.sort_by(f32::total_cmp);
-                let q = |p: f32| v[((v.len() - 1) as f32 * p).round() as usize];
-                let scale = ((q(0.25) - q(0.05)) / 0.971).max(self.floor);
-                (q(0.25) + 0.674 * scale, scale)
-            })
-            .collect();
+        self.fit_slopes();
+        let mut first = Vec::with_capacity(self.hist.len());
+        for i in 0..self.hist.len() {
+            self.detrend(i);
+            let v = &mut self.residual;
+            v.make_contiguous().sort_by(f32::total_cmp);
+            let q = |p: f32| v[((v.len() - 1) as f32 * p).round() as usize];
+            let scale = ((q(0.25) - q(0.05)) / 0.971).max(self.floor);
+            first.push((q(0.25) + 0.674 * scale, scale));
+        }
         // the histories keep the warm-up's quiet frames only (as they do afterwards)
         let quiet: Vec<bool> = self
             .pending
             .iter()
             .map(|(_, s)| {
                 let z = |((&x, &(m, sc)), &slope): ((&f32, &(f32, f32)), &f32)| (x - slope * s.head - m) / sc;
-                s.regions.iter().zip(&first).zip(&slopes).all(|v| z(v) <= self.low)
+                s.regions.iter().zip(&first).zip(&self.slope).all(|v| z(v) <= self.low)
             })
             .collect();
         if quiet.iter().filter(|&&q| q).count() >= MIN_WARMUP {
@@ -774,7 +789,7 @@ impl State {
 
     /// A settled movement waits up to `join` frames for its return: a following movement whose
     /// summed cell vectors run the opposite way (cosine below −0.5) is the same movement going
-    /// back, and the two are one.
+    /// back, and the two are reported as one.
     fn hold(&mut self, c: Movement, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
         if let Some(h) = self.held.take() {
             let (dot, hh, cc) = h
@@ -786,31 +801,17 @@ impl State {
             if opposite && c.first <= h.last + self.join && c.offset < h.onset + self.max_len {
                 // the apex: where the rise ended and the return began
                 let apex = ((h.last + c.first) / 2).saturating_sub(self.shift / 2);
-                self.held = Some(Movement {
-                    onset: h.onset,
-                    apex: apex.clamp(h.onset, c.offset),
-                    offset: c.offset,
-                    first: h.first,
-                    last: c.last,
-                    peak: h.peak.max(c.peak),
-                    dir: Vec::new(),
-                });
-                self.release(cfg, events);
+                events.extend(Spotted::new(h.onset, apex, c.offset, h.peak.max(c.peak), cfg));
                 return;
             }
-            self.held = Some(h);
-            self.release(cfg, events);
+            events.extend(h.spotted(cfg));
         }
         self.held = Some(c);
     }
 
     /// Reports the held movement.
     fn release(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
-        if let Some(h) = self.held.take() {
-            if let Some(s) = Spotted::new(h.onset, h.apex, h.offset, h.peak, cfg) {
-                events.push(s);
-            }
-        }
+        events.extend(self.held.take().and_then(|h| h.spotted(cfg)));
     }
 
     pub(crate) fn finish(&mut self, cfg: &SpotterConfig, events: &mut Vec<Spotted>) {
